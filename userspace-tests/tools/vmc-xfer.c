@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmc-xfer: move a checked byte stream through a vmchannel, from either end.
+ *
+ * The same program runs on the host (TARGET is a channel's Unix socket) and in
+ * the guest (TARGET is /dev/vmchannel/<name>).  Streams are a deterministic
+ * pseudo-random sequence, so sender and receiver agree on content without
+ * sharing a file, and every run prints "bytes=N fnv1a64=HEX" for comparison.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK 65536
+
+struct stream {
+	uint64_t state;		/* xorshift64 state */
+	uint64_t hash;		/* FNV-1a 64 of the bytes so far */
+	uint64_t count;
+};
+
+static void stream_init(struct stream *s, uint64_t seed)
+{
+	s->state = seed ? seed : 0x9e3779b97f4a7c15ULL;
+	s->hash = 0xcbf29ce484222325ULL;
+	s->count = 0;
+}
+
+static void stream_fill(struct stream *s, unsigned char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		s->state ^= s->state << 13;
+		s->state ^= s->state >> 7;
+		s->state ^= s->state << 17;
+		buf[i] = (unsigned char)s->state;
+	}
+}
+
+static void stream_hash(struct stream *s, const unsigned char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		s->hash ^= buf[i];
+		s->hash *= 0x100000001b3ULL;
+	}
+	s->count += len;
+}
+
+static void report(const char *what, const struct stream *s)
+{
+	printf("%sbytes=%" PRIu64 " fnv1a64=%016" PRIx64 "\n", what, s->count, s->hash);
+	fflush(stdout);
+}
+
+static _Noreturn void die(const char *what)
+{
+	fprintf(stderr, "vmc-xfer: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Waits, with a deadline, for PATH to be created in its directory. */
+static void wait_for_path(const char *path, double timeout)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	double deadline = now() + timeout;
+	int fd;
+
+	if (!slash) {
+		strcpy(dir, ".");
+	} else {
+		size_t n = slash == path ? 1 : (size_t)(slash - path);
+
+		if (n >= sizeof(dir)) {
+			errno = ENAMETOOLONG;
+			die(path);
+		}
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	fd = inotify_init1(IN_CLOEXEC);
+	if (fd < 0)
+		die("inotify_init1");
+	if (inotify_add_watch(fd, dir, IN_CREATE | IN_MOVED_TO) < 0)
+		die(dir);
+	while (access(path, F_OK) != 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char buf[4096];
+		double left = deadline - now();
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			die(path);
+		}
+		if (poll(&p, 1, (int)(left * 1000) + 1) > 0 && read(fd, buf, sizeof(buf)) < 0)
+			die("inotify read");
+	}
+	close(fd);
+}
+
+static int open_target(const char *path, double wait)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (wait > 0)
+		wait_for_path(path, wait);
+	if (stat(path, &st) < 0)
+		die(path);
+	if (!S_ISSOCK(st.st_mode)) {
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			die(path);
+		return fd;
+	}
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		errno = ENAMETOOLONG;
+		die(path);
+	}
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket");
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		die(path);
+	return fd;
+}
+
+/* Ends our sending direction: shutdown for a socket, nothing for a device. */
+static void end_sending(int fd)
+{
+	if (shutdown(fd, SHUT_WR) < 0 && errno != ENOTSOCK)
+		die("shutdown");
+}
+
+static void write_all(int fd, const unsigned char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("write");
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static int do_send(int fd, uint64_t bytes, uint64_t seed)
+{
+	static unsigned char buf[CHUNK];
+	struct stream s;
+
+	stream_init(&s, seed);
+	while (s.count < bytes) {
+		size_t n = bytes - s.count < CHUNK ? (size_t)(bytes - s.count) : CHUNK;
+
+		stream_fill(&s, buf, n);
+		stream_hash(&s, buf, n);
+		write_all(fd, buf, n);
+	}
+	end_sending(fd);
+	report("sent ", &s);
+	return 0;
+}
+
+/* Reads to end of file, or until @bytes when it is not zero. */
+static int do_recv(int fd, uint64_t bytes, uint64_t seed, bool verify)
+{
+	static unsigned char buf[CHUNK], want[CHUNK];
+	struct stream got, expect;
+
+	stream_init(&got, seed);
+	stream_init(&expect, seed);
+	while (!bytes || got.count < bytes) {
+		size_t room = bytes && bytes - got.count < CHUNK ? (size_t)(bytes - got.count) : CHUNK;
+		ssize_t n = read(fd, buf, room);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("read");
+		}
+		if (n == 0)
+			break;
+		if (verify) {
+			stream_fill(&expect, want, (size_t)n);
+			if (memcmp(buf, want, (size_t)n) != 0) {
+				fprintf(stderr, "vmc-xfer: data differs within bytes %" PRIu64
+					"..%" PRIu64 "\n", got.count, got.count + (uint64_t)n);
+				return 1;
+			}
+		}
+		stream_hash(&got, buf, (size_t)n);
+	}
+	report("received ", &got);
+	if (bytes && got.count != bytes) {
+		fprintf(stderr, "vmc-xfer: end of file after %" PRIu64 " of %" PRIu64 " bytes\n",
+			got.count, bytes);
+		return 1;
+	}
+	return 0;
+}
+
+/* Sends @bytes and reads them back concurrently (the far end echoes). */
+static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
+{
+	static unsigned char out[CHUNK], in[CHUNK], want[CHUNK];
+	struct stream tx, rx, expect;
+	size_t out_len = 0, out_off = 0;
+
+	stream_init(&tx, seed);
+	stream_init(&rx, seed);
+	stream_init(&expect, seed);
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		die("fcntl");
+	while (rx.count < bytes) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (out_off == out_len && tx.count < bytes) {
+			out_len = bytes - tx.count < CHUNK ? (size_t)(bytes - tx.count) : CHUNK;
+			out_off = 0;
+			stream_fill(&tx, out, out_len);
+			stream_hash(&tx, out, out_len);
+		}
+		if (out_off < out_len)
+			p.events |= POLLOUT;
+		if (poll(&p, 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll");
+		}
+		if (p.revents & POLLOUT) {
+			n = write(fd, out + out_off, out_len - out_off);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				die("write");
+			if (n > 0)
+				out_off += (size_t)n;
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = read(fd, in, sizeof(in));
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				die("read");
+			if (n == 0) {
+				fprintf(stderr, "vmc-xfer: end of file after %" PRIu64 " of %" PRIu64
+					" echoed bytes\n", rx.count, bytes);
+				return 1;
+			}
+			if (n > 0) {
+				stream_fill(&expect, want, (size_t)n);
+				if (memcmp(in, want, (size_t)n) != 0) {
+					fprintf(stderr, "vmc-xfer: echo differs within bytes %" PRIu64
+						"..%" PRIu64 "\n", rx.count, rx.count + (uint64_t)n);
+					return 1;
+				}
+				stream_hash(&rx, in, (size_t)n);
+			}
+		}
+	}
+	report("sent ", &tx);
+	report("received ", &rx);
+	return tx.hash == rx.hash && tx.count == rx.count ? 0 : 1;
+}
+
+static _Noreturn void usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+		"usage: vmc-xfer send --bytes N [--seed S] [--wait SECS] TARGET\n"
+		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--wait SECS] TARGET\n"
+		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
+		"TARGET is a vmchannel device node or a channel's host Unix socket.\n"
+		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
+	exit(status);
+}
+
+static uint64_t parse_size(const char *arg)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || end == arg)
+		usage(2);
+	switch (*end) {
+	case 'K': v <<= 10; end++; break;
+	case 'M': v <<= 20; end++; break;
+	case 'G': v <<= 30; end++; break;
+	}
+	if (*end)
+		usage(2);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "bytes", required_argument, NULL, 'b' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "verify", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	uint64_t bytes = 0, seed = 1;
+	double wait = 0;
+	bool verify = false;
+	const char *mode;
+	int opt, fd;
+
+	if (argc < 2)
+		usage(2);
+	mode = argv[1];
+	if (!strcmp(mode, "--help") || !strcmp(mode, "-h"))
+		usage(0);
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'b': bytes = parse_size(optarg); break;
+		case 's': seed = parse_size(optarg); break;
+		case 'w': wait = atof(optarg); break;
+		case 'v': verify = true; break;
+		case 'h': usage(0);
+		default: usage(2);
+		}
+	}
+	if (optind != argc - 1)
+		usage(2);
+	fd = open_target(argv[optind], wait);
+	if (!strcmp(mode, "send") && bytes)
+		return do_send(fd, bytes, seed);
+	if (!strcmp(mode, "recv"))
+		return do_recv(fd, bytes, seed, verify);
+	if (!strcmp(mode, "echo-check") && bytes)
+		return do_echo_check(fd, bytes, seed);
+	usage(2);
+}
