@@ -294,6 +294,7 @@ static _Noreturn void usage(int status)
 		"usage: vmc-xfer send --bytes N [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
+		"       vmc-xfer wait --wait SECS PATH\n"
 		"TARGET is a vmchannel device node or a channel's host Unix socket.\n"
 		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
 	exit(status);
@@ -352,6 +353,10 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		usage(2);
+	if (!strcmp(mode, "wait")) {
+		wait_for_path(argv[optind], wait);
+		return 0;
+	}
 	fd = open_target(argv[optind], wait);
 	if (!strcmp(mode, "send") && bytes)
 		return do_send(fd, bytes, seed);

@@ -1,0 +1,135 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# End-to-end tests: real Debian guest kernels under QEMU through scripts/vm-run,
+# vmchannel.ko in the guest, vmchanneld on the host.  One line per test,
+# "PASS <kernel> <test>" or "FAIL <kernel> <test>: why", then "N passed, N failed".
+#
+#   userspace-tests/e2e/run.sh [--kernel 6.1|6.12]... [TEST]...
+set -uo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VM_RUN=$TOP/scripts/vm-run
+XFER=$TOP/userspace-tests/tools/vmc-xfer
+WAIT=120        # seconds a host program waits for a channel socket
+TIMEOUT=300     # seconds a guest may run
+
+kernels=()
+tests=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --kernel) kernels+=("$2"); shift 2 ;;
+    *) tests+=("$1"); shift ;;
+    esac
+done
+[ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib)
+[ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
+
+make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build vmc-xfer"; exit 1; }
+
+work=$(mktemp -d /tmp/vmc-e2e.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# guest KERNEL GUEST-COMMAND: starts a guest serving channel "t" (and "echo")
+# in the background; its output goes to $work/guest.out, its status to
+# $work/guest.status.
+guest() {
+    local kernel=$1
+    shift
+    rm -rf "$work/ep" "$work/guest.out" "$work/guest.status"
+    mkdir -p "$work/ep"
+    ( "$VM_RUN" --kernel "$kernel" --timeout "$TIMEOUT" --endpoint-dir "$work/ep" \
+        --channel t --channel echo -- "$@" >"$work/guest.out" 2>&1
+      echo $? >"$work/guest.status" ) &
+    guest_pid=$!
+}
+
+# guest_done: waits for the guest and succeeds when its command exited 0.
+guest_done() {
+    wait "$guest_pid"
+    [ "$(cat "$work/guest.status" 2>/dev/null)" = 0 ]
+}
+
+# The hash line vmc-xfer printed for a direction ("sent"/"received").
+hash_of() { sed -n "s/^$1 \(bytes=[0-9]* fnv1a64=[0-9a-f]*\)\$/\1/p" "$2" | tail -n1; }
+
+result() {                              # result KERNEL TEST STATUS [WHY]
+    if [ "$3" = 0 ]; then
+        echo "PASS $1 $2"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $1 $2: $4"
+        sed 's/^/    guest: /' "$work/guest.out" 2>/dev/null | tail -n 20
+        failed=$((failed + 1))
+    fi
+}
+
+# Host writes a line and closes; the guest's cat prints it and sees end of file.
+t_h2g_short() {
+    local msg="hello from the host $RANDOM"
+    guest "$1" cat /dev/vmchannel/t
+    "$XFER" wait --wait "$WAIT" "$work/ep/t.sock" &&
+        printf '%s\n' "$msg" | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(cat "$work/guest.out")" = "$msg" ] || { why="guest printed something else"; return 1; }
+}
+
+# The guest echoes a line into the node; the host reads it, then end of file.
+t_g2h_short() {
+    local msg="hello from the guest $RANDOM"
+    guest "$1" sh -c "echo '$msg' > /dev/vmchannel/t"
+    "$XFER" wait --wait "$WAIT" "$work/ep/t.sock" &&
+        socat -u "UNIX-CONNECT:$work/ep/t.sock" - >"$work/host.out"
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(cat "$work/host.out")" = "$msg" ] || { why="host read '$(head -c 200 "$work/host.out")'"; return 1; }
+}
+
+# 16 MiB host -> guest, verified byte by byte in the guest, checksums compared.
+t_h2g_16mib() {
+    guest "$1" "$XFER" recv --verify --seed 7 /dev/vmchannel/t
+    "$XFER" send --bytes 16M --seed 7 --wait "$WAIT" "$work/ep/t.sock" >"$work/host.out" ||
+        { why="host send failed"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local sent got
+    sent=$(hash_of sent "$work/host.out")
+    got=$(hash_of received "$work/guest.out")
+    [ -n "$sent" ] && [ "$sent" = "$got" ] || { why="sent '$sent', received '$got'"; return 1; }
+}
+
+# 16 MiB guest -> host, verified byte by byte on the host, checksums compared.
+t_g2h_16mib() {
+    guest "$1" "$XFER" send --bytes 16M --seed 9 /dev/vmchannel/t
+    "$XFER" recv --verify --seed 9 --wait "$WAIT" "$work/ep/t.sock" >"$work/host.out" ||
+        { why="host receive failed: $(tail -n1 "$work/host.out")"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local sent got
+    sent=$(hash_of sent "$work/guest.out")
+    got=$(hash_of received "$work/host.out")
+    [ -n "$sent" ] && [ "$sent" = "$got" ] || { why="sent '$sent', received '$got'"; return 1; }
+}
+
+# The README's debugging idiom: the guest echoes with cat; 1 MiB comes back intact.
+t_echo_1mib() {
+    guest "$1" sh -c 'exec 3<>/dev/vmchannel/echo; cat <&3 >&3'
+    "$XFER" echo-check --bytes 1M --seed 11 --wait "$WAIT" "$work/ep/echo.sock" >"$work/host.out" ||
+        { why="echo check failed: $(tail -n2 "$work/host.out" | tr '\n' ' ')"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+}
+
+for kernel in "${kernels[@]}"; do
+    for t in "${tests[@]}"; do
+        why=
+        start=$SECONDS
+        "t_$t" "$kernel"
+        status=$?
+        [ "$status" = 0 ] || kill "$guest_pid" 2>/dev/null
+        wait "$guest_pid" 2>/dev/null
+        result "$kernel" "$t" "$status" "$why"
+        echo "    ($((SECONDS - start)) s)"
+    done
+done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
