@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# vmchannel: top level.  Only delegates; each directory has its own Makefile.
+#
+#   make           build vmchanneld, the test tools and vmchannel.ko for every
+#                  supported guest kernel
+#   make check     everything CI runs; ends with "N passed, N failed"
+#   make demo      boot a guest with channels hello and clipboard, round trips
+#   make e2e       only the end-to-end tests
+#   make clean
+
+.PHONY: all host tools modules check unit e2e demo clean
+
+all: host tools modules
+
+host:
+	$(MAKE) -C host
+
+tools:
+	$(MAKE) -C userspace-tests/tools
+
+modules:
+	scripts/build-modules
+
+unit:
+	$(MAKE) -C userspace-tests/unit check
+
+e2e: host tools
+	userspace-tests/e2e/run.sh
+
+check:
+	scripts/check
+
+demo:
+	scripts/demo
+
+clean:
+	$(MAKE) -C host clean
+	$(MAKE) -C userspace-tests/tools clean
+	$(MAKE) -C userspace-tests/unit clean
+	rm -rf build
