@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "endpoint.h"
+#include "log.h"
+
+int endpoint_path(char *buf, size_t size, const char *dir, const char *name)
+{
+	struct sockaddr_un addr;
+	int n = snprintf(buf, size, "%s/%s.sock", dir, name);
+
+	if (n < 0 || (size_t)n >= size || (size_t)n >= sizeof(addr.sun_path))
+		return -1;
+	return 0;
+}
+
+int endpoint_listen(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old_umask;
+	int fd, err;
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		log_error("%s: path too long for a socket", path);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket; not replacing it", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Created 0600 from the start: no window with a wider mode. */
+	old_umask = umask(0177);
+	err = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+	umask(old_umask);
+	if (err < 0 || listen(fd, 8) < 0) {
+		log_error("%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int endpoint_accept(int listen_fd)
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		log_warn("accept: %s", strerror(errno));
+	return fd;
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Host endpoints of channels: Unix stream sockets <dir>/<name>.sock. */
+#ifndef VMC_ENDPOINT_H
+#define VMC_ENDPOINT_H
+
+#include <stddef.h>
+
+/*
+ * Creates a non-blocking listening socket at @path with mode 0600.  A stale
+ * socket at @path is replaced; anything else there (a file, a symlink) is an
+ * error, so the daemon never follows a link it did not create.
+ */
+int endpoint_listen(const char *path);
+/* Accepts a connection as a non-blocking descriptor; -1 if none is waiting. */
+int endpoint_accept(int listen_fd);
+/* Builds "<dir>/<name>.sock"; -1 if it does not fit a socket address. */
+int endpoint_path(char *buf, size_t size, const char *dir, const char *name);
+
+#endif /* VMC_ENDPOINT_H */

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A single-threaded epoll loop.  The only code that knows about epoll: the
+ * other layers register a callback per file descriptor.
+ */
+#ifndef VMC_EVENT_LOOP_H
+#define VMC_EVENT_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+
+typedef void watch_fn(void *opaque, uint32_t events);
+
+struct watch {
+	int fd;
+	uint32_t events;	/* EPOLLIN / EPOLLOUT interest now */
+	watch_fn *fn;
+	void *opaque;
+};
+
+int loop_init(void);
+void loop_fini(void);
+/* Starts watching @w->fd for @events; @w must stay valid until unwatched. */
+int loop_watch(struct watch *w, int fd, uint32_t events, watch_fn *fn, void *opaque);
+/* Changes the interest of a watched descriptor; no system call if unchanged. */
+void loop_set_events(struct watch *w, uint32_t events);
+void loop_unwatch(struct watch *w);
+/* Runs until loop_stop(); returns 0, or -1 on an epoll failure. */
+int loop_run(void);
+void loop_stop(void);
+
+#endif /* VMC_EVENT_LOOP_H */

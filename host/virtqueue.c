@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <endian.h>
+#include <linux/virtio_ring.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "virtqueue.h"
+
+void vq_init(struct vq *vq)
+{
+	memset(vq, 0, sizeof(*vq));
+	vq->kick_fd = -1;
+	vq->call_fd = -1;
+}
+
+void vq_reset(struct vq *vq)
+{
+	if (vq->kick_fd >= 0)
+		close(vq->kick_fd);
+	if (vq->call_fd >= 0)
+		close(vq->call_fd);
+	vq_init(vq);
+}
+
+bool vq_map(struct vq *vq, const struct guest_mem *mem)
+{
+	size_t num = vq->num;
+
+	vq->desc = guest_mem_uaddr(mem, vq->desc_uaddr, num * sizeof(struct vring_desc));
+	vq->avail = guest_mem_uaddr(mem, vq->avail_uaddr,
+				    sizeof(struct vring_avail) + num * sizeof(__virtio16));
+	vq->used = guest_mem_uaddr(mem, vq->used_uaddr,
+				   sizeof(struct vring_used) + num * sizeof(struct vring_used_elem));
+	if (!vq->desc || !vq->avail || !vq->used) {
+		vq->desc = NULL;
+		vq->avail = NULL;
+		vq->used = NULL;
+		return false;
+	}
+	return true;
+}
+
+bool vq_ready(const struct vq *vq)
+{
+	return vq->started && vq->enabled && vq->desc && !vq->broken;
+}
+
+static int vq_fail(struct vq *vq, const char *why, unsigned int value)
+{
+	log_error("virtqueue: %s (%u); ring stopped", why, value);
+	vq->broken = true;
+	return -1;
+}
+
+/* Adds the guest buffer [addr, addr + len) to @iov, split at region ends. */
+static int vq_map_desc(struct vq *vq, const struct guest_mem *mem, uint64_t addr,
+		       uint32_t len, struct iovec *iov, unsigned int *n, size_t *total)
+{
+	while (len) {
+		uint64_t chunk = len;
+		void *hva = guest_mem_gpa(mem, addr, &chunk);
+
+		if (!hva)
+			return vq_fail(vq, "descriptor address outside guest memory",
+				       (unsigned int)(addr >> 12));
+		if (*n == VQ_MAX_IOV)
+			return vq_fail(vq, "descriptor chain too fragmented", *n);
+		iov[*n].iov_base = hva;
+		iov[*n].iov_len = chunk;
+		(*n)++;
+		*total += chunk;
+		addr += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem)
+{
+	uint16_t avail_idx, head, i, flags;
+	unsigned int count;
+
+	if (!vq_ready(vq))
+		return 0;
+	avail_idx = le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
+	if (avail_idx == vq->last_avail_idx)
+		return 0;
+	if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->num)
+		return vq_fail(vq, "avail index moved beyond the ring size", avail_idx);
+
+	head = le16toh(vq->avail->ring[vq->last_avail_idx % vq->num]);
+	if (head >= vq->num)
+		return vq_fail(vq, "available head out of range", head);
+	elem->head = head;
+	elem->n_out = elem->n_in = 0;
+	elem->out_len = elem->in_len = 0;
+
+	for (i = head, count = 0;; count++) {
+		const struct vring_desc *d = &vq->desc[i];
+		int err;
+
+		if (count >= vq->num)
+			return vq_fail(vq, "descriptor chain loops", head);
+		flags = le16toh(d->flags);
+		if (flags & VRING_DESC_F_INDIRECT)
+			return vq_fail(vq, "indirect descriptor (not negotiated)", i);
+		if (flags & VRING_DESC_F_WRITE) {
+			err = vq_map_desc(vq, mem, le64toh(d->addr), le32toh(d->len),
+					  elem->in, &elem->n_in, &elem->in_len);
+		} else {
+			if (elem->n_in)
+				return vq_fail(vq, "readable descriptor after a writable one", i);
+			err = vq_map_desc(vq, mem, le64toh(d->addr), le32toh(d->len),
+					  elem->out, &elem->n_out, &elem->out_len);
+		}
+		if (err)
+			return -1;
+		if (!(flags & VRING_DESC_F_NEXT))
+			break;
+		i = le16toh(d->next);
+		if (i >= vq->num)
+			return vq_fail(vq, "next descriptor out of range", i);
+	}
+	vq->last_avail_idx++;
+	return 1;
+}
+
+void vq_unpop(struct vq *vq)
+{
+	vq->last_avail_idx--;
+}
+
+void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len)
+{
+	struct vring_used_elem *u = &vq->used->ring[vq->used_idx % vq->num];
+
+	u->id = htole32(elem->head);
+	u->len = htole32(len);
+	vq->used_idx++;
+	/* The entry must be visible before the index that publishes it. */
+	__atomic_store_n(&vq->used->idx, htole16(vq->used_idx), __ATOMIC_RELEASE);
+}
+
+void vq_notify(struct vq *vq)
+{
+	/* Order the used index store before reading the guest's flags. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (vq->call_fd < 0 || !vq->avail ||
+	    (le16toh(vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT))
+		return;
+	if (eventfd_write(vq->call_fd, 1) < 0)
+		log_warn("virtqueue: cannot signal the guest");
+}
+
+/* Copies between @buf and the iovec bytes from @offset on, either way. */
+static size_t iov_copy(const struct iovec *iov, unsigned int n, size_t offset,
+		       uint8_t *buf, size_t len, bool to_iov)
+{
+	size_t done = 0;
+	unsigned int i;
+
+	for (i = 0; i < n && done < len; i++) {
+		uint8_t *base = iov[i].iov_base;
+		size_t chunk;
+
+		if (offset >= iov[i].iov_len) {
+			offset -= iov[i].iov_len;
+			continue;
+		}
+		chunk = iov[i].iov_len - offset;
+		if (chunk > len - done)
+			chunk = len - done;
+		if (to_iov)
+			memcpy(base + offset, buf + done, chunk);
+		else
+			memcpy(buf + done, base + offset, chunk);
+		done += chunk;
+		offset = 0;
+	}
+	return done;
+}
+
+size_t iov_from_buf(const struct iovec *iov, unsigned int n, size_t offset,
+		    const void *buf, size_t len)
+{
+	return iov_copy(iov, n, offset, (uint8_t *)buf, len, true);
+}
+
+size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t offset,
+		  void *buf, size_t len)
+{
+	return iov_copy(iov, n, offset, buf, len, false);
+}

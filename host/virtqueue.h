@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Split virtqueues in guest memory: popping descriptor chains into iovecs,
+ * returning them as used, notifying the guest.  Everything the guest wrote
+ * (indices, descriptors, addresses, lengths) is validated here.
+ */
+#ifndef VMC_VIRTQUEUE_H
+#define VMC_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "guest_mem.h"
+
+#define VQ_MAX_SIZE 32768
+#define VQ_MAX_IOV 64
+
+struct vring_desc;
+struct vring_avail;
+struct vring_used;
+
+struct vq {
+	unsigned int num;		/* ring size, 0 until set */
+	uint64_t desc_uaddr, avail_uaddr, used_uaddr;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t last_avail_idx;	/* next entry of avail->ring to pop */
+	uint16_t used_idx;		/* our copy of used->idx */
+	int kick_fd, call_fd;
+	bool enabled;			/* SET_VRING_ENABLE */
+	bool started;			/* kick fd received, not stopped since */
+	bool broken;			/* the guest violated the ring protocol */
+};
+
+/* One descriptor chain: device-readable (out) then device-writable (in). */
+struct vq_elem {
+	uint16_t head;
+	unsigned int n_out, n_in;
+	size_t out_len, in_len;
+	struct iovec out[VQ_MAX_IOV];
+	struct iovec in[VQ_MAX_IOV];
+};
+
+void vq_init(struct vq *vq);
+/* Closes the eventfds and forgets the ring. */
+void vq_reset(struct vq *vq);
+/* Maps the ring from the addresses and size set earlier; false if unmapped. */
+bool vq_map(struct vq *vq, const struct guest_mem *mem);
+bool vq_ready(const struct vq *vq);
+/* 1: popped into @elem; 0: ring empty; -1: broken ring (vq->broken set). */
+int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem);
+/* Gives back the chain popped last, for a later pop. */
+void vq_unpop(struct vq *vq);
+void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len);
+/* Signals the guest unless it asked for no interrupts. */
+void vq_notify(struct vq *vq);
+
+/* Copies between a flat buffer and an iovec array, from byte @offset on. */
+size_t iov_from_buf(const struct iovec *iov, unsigned int n, size_t offset,
+		    const void *buf, size_t len);
+size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t offset,
+		  void *buf, size_t len);
+
+#endif /* VMC_VIRTQUEUE_H */

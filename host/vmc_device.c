@@ -1,0 +1,606 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The vmchannel device model.
+ *
+ * Host -> guest: bytes are read from a channel's client socket straight into
+ * a guest receive buffer, and only as many as the guest's credit allows, so
+ * nothing is buffered here and a guest that does not read makes the host
+ * program's writes block.
+ *
+ * Guest -> host: DATA payloads are copied into the channel's bounded ring
+ * (VMC_G2H_BUF_SIZE, the credit we grant) and written to the client as it
+ * takes them; freed space goes back to the guest as credit.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "endpoint.h"
+#include "log.h"
+#include "vmc_device.h"
+
+#define HDR_SIZE sizeof(struct vmchannel_hdr)
+
+static void chan_pump(struct vmc_chan *ch);
+static void chan_update_watch(struct vmc_chan *ch);
+
+static struct vmc_chan *chan_by_id(struct vmc_device *dev, uint32_t id)
+{
+	unsigned int i;
+
+	for (i = 0; i < dev->nchans; i++)
+		if (dev->chans[i].id == id)
+			return &dev->chans[i];
+	return NULL;
+}
+
+/* The credit the guest granted: payload bytes we may still send it. */
+static uint32_t chan_guest_credit(const struct vmc_chan *ch)
+{
+	uint32_t in_flight = ch->tx_cnt - ch->peer_fwd_cnt;
+
+	return in_flight > ch->peer_buf_alloc ? 0 : ch->peer_buf_alloc - in_flight;
+}
+
+/* What we can take from the guest: nothing while no client can receive it. */
+static uint32_t chan_buf_alloc(const struct vmc_chan *ch)
+{
+	return ch->client_fd >= 0 && !ch->client_wr_closed ? VMC_G2H_BUF_SIZE : 0;
+}
+
+/* ---- configuration space ---- */
+
+static void config_build(struct vmc_device *dev, struct vmchannel_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->generation = htole32(dev->generation);
+	cfg->num_channels = htole16((uint16_t)dev->nchans);
+	cfg->select = htole16(dev->select);
+	if (dev->select < dev->nchans) {
+		const struct vmc_chan *ch = &dev->chans[dev->select];
+
+		cfg->id = htole32(ch->id);
+		memcpy(cfg->name, ch->name, sizeof(cfg->name));
+	}
+}
+
+static bool vmc_get_config(void *opaque, uint32_t offset, uint8_t *buf, uint32_t size)
+{
+	struct vmchannel_config cfg;
+
+	if (offset > sizeof(cfg) || size > sizeof(cfg) - offset) {
+		log_warn("GET_CONFIG of %u bytes at %u is outside the configuration", size, offset);
+		return false;
+	}
+	config_build(opaque, &cfg);
+	memcpy(buf, (uint8_t *)&cfg + offset, size);
+	return true;
+}
+
+static bool vmc_set_config(void *opaque, uint32_t offset, const uint8_t *buf, uint32_t size)
+{
+	struct vmc_device *dev = opaque;
+	const uint32_t at = offsetof(struct vmchannel_config, select);
+	uint16_t select;
+
+	/* Only "select" is writable; writes elsewhere are ignored, as specified. */
+	if (offset != at || size != sizeof(select)) {
+		log_debug("ignoring SET_CONFIG of %u bytes at %u", size, offset);
+		return true;
+	}
+	memcpy(&select, buf, sizeof(select));
+	dev->select = le16toh(select);
+	return true;
+}
+
+/* ---- device -> guest (rxq) ---- */
+
+static void hdr_fill(const struct vmc_chan *ch, struct vmchannel_hdr *hdr,
+		     enum vmchannel_msg_type type, uint32_t len)
+{
+	memset(hdr, 0, sizeof(*hdr));
+	hdr->channel_id = htole32(ch->id);
+	hdr->type = htole16(type);
+	hdr->len = htole32(len);
+	hdr->buf_alloc = htole32(chan_buf_alloc(ch));
+	hdr->fwd_cnt = htole32(ch->fwd_cnt);
+}
+
+/* Pops an rx buffer that can hold at least a header; NULL if none now. */
+static bool rx_pop(struct vmc_device *dev, struct vq_elem *elem)
+{
+	struct vq *vq = vu_dev_queue(&dev->vu, VMCHANNEL_VQ_RX);
+
+	while (vq && vq_pop(vq, &dev->vu.mem, elem) > 0) {
+		if (elem->n_out == 0 && elem->in_len >= HDR_SIZE)
+			return true;
+		log_warn("rx: dropping a guest buffer of %zu bytes (%u readable parts)",
+			 elem->in_len, elem->n_out);
+		vq_push(vq, elem, 0);
+	}
+	return false;
+}
+
+static void rx_push(struct vmc_device *dev, struct vq_elem *elem, uint32_t len)
+{
+	vq_push(&dev->vu.vqs[VMCHANNEL_VQ_RX], elem, len);
+}
+
+/* Sends a message without payload; false when no rx buffer is available. */
+static bool send_ctrl(struct vmc_chan *ch, enum vmchannel_msg_type type)
+{
+	struct vmchannel_hdr hdr;
+	struct vq_elem elem;
+
+	if (!rx_pop(ch->dev, &elem))
+		return false;
+	hdr_fill(ch, &hdr, type, 0);
+	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
+	rx_push(ch->dev, &elem, sizeof(hdr));
+	if (type == VMCHANNEL_MSG_CREDIT || type == VMCHANNEL_MSG_OPEN)
+		ch->fwd_reported = ch->fwd_cnt;
+	return true;
+}
+
+/* Takes the bytes the writable part of @elem holds after the header. */
+static unsigned int payload_iov(const struct vq_elem *elem, size_t max, struct iovec *iov)
+{
+	size_t skip = HDR_SIZE;
+	unsigned int i, n = 0;
+
+	for (i = 0; i < elem->n_in && max; i++) {
+		size_t len = elem->in[i].iov_len;
+		uint8_t *base = elem->in[i].iov_base;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		base += skip;
+		len -= skip;
+		skip = 0;
+		if (len > max)
+			len = max;
+		iov[n].iov_base = base;
+		iov[n++].iov_len = len;
+		max -= len;
+	}
+	return n;
+}
+
+/*
+ * Moves one read's worth of client bytes into a guest buffer.  Returns false
+ * when nothing more can move now (no buffer, no bytes, end of stream).
+ */
+static bool pump_data(struct vmc_chan *ch)
+{
+	struct iovec iov[VQ_MAX_IOV];
+	struct vmchannel_hdr hdr;
+	struct vq_elem elem;
+	uint32_t credit = chan_guest_credit(ch);
+	size_t room;
+	ssize_t n;
+
+	if (!credit || !rx_pop(ch->dev, &elem))
+		return false;
+	room = elem.in_len - HDR_SIZE;
+	if (room > credit)
+		room = credit;
+	if (room > VMCHANNEL_MAX_PAYLOAD)
+		room = VMCHANNEL_MAX_PAYLOAD;
+	if (!room) {
+		/* A buffer with room for a header only: keep it for control. */
+		vq_unpop(&ch->dev->vu.vqs[VMCHANNEL_VQ_RX]);
+		return false;
+	}
+	n = readv(ch->client_fd, iov, (int)payload_iov(&elem, room, iov));
+	if (n <= 0) {
+		vq_unpop(&ch->dev->vu.vqs[VMCHANNEL_VQ_RX]);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return false;
+		/* End of the host program's stream (or a reset: the same to us). */
+		ch->client_rd_eof = true;
+		ch->send_disconnect = true;
+		return false;
+	}
+	hdr_fill(ch, &hdr, VMCHANNEL_MSG_DATA, (uint32_t)n);
+	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
+	rx_push(ch->dev, &elem, (uint32_t)(HDR_SIZE + n));
+	ch->tx_cnt += (uint32_t)n;
+	return true;
+}
+
+/* Sends the guest everything owed, in protocol order, as buffers allow. */
+static void chan_pump(struct vmc_chan *ch)
+{
+	struct vq *rxq = vu_dev_queue(&ch->dev->vu, VMCHANNEL_VQ_RX);
+	bool sent = false;
+
+	if (!ch->guest_open || !rxq)
+		goto out;
+	if (ch->send_open_ack) {
+		if (!send_ctrl(ch, VMCHANNEL_MSG_OPEN))
+			goto out;
+		ch->send_open_ack = false;
+		sent = true;
+	}
+	if (ch->send_connect) {
+		if (!send_ctrl(ch, VMCHANNEL_MSG_HOST_CONNECT))
+			goto out;
+		ch->send_connect = false;
+		ch->connect_sent = true;
+		sent = true;
+	}
+	while (ch->connect_sent && ch->client_fd >= 0 && !ch->client_rd_eof && pump_data(ch))
+		sent = true;
+	if (ch->send_disconnect) {
+		if (!send_ctrl(ch, VMCHANNEL_MSG_HOST_DISCONNECT))
+			goto out;
+		ch->send_disconnect = false;
+		ch->connect_sent = false;
+		sent = true;
+	}
+	if (ch->send_credit) {
+		if (!send_ctrl(ch, VMCHANNEL_MSG_CREDIT))
+			goto out;
+		ch->send_credit = false;
+		sent = true;
+	}
+out:
+	if (sent)
+		vq_notify(rxq);
+	chan_update_watch(ch);
+}
+
+/* ---- host endpoint ---- */
+
+static void chan_close_client(struct vmc_chan *ch)
+{
+	loop_unwatch(&ch->client_watch);
+	close(ch->client_fd);
+	ch->client_fd = -1;
+	ch->client_rd_eof = false;
+	ch->client_wr_closed = false;
+	ch->client_hup = false;
+	ch->client_saw_close = false;
+	ch->connect_sent = false;
+	ch->send_connect = false;
+	/* Guest bytes for this client have nowhere to go: consumed. */
+	ch->fwd_cnt += ch->buf_len;
+	ch->buf_len = 0;
+	ch->shutdown_pending = false;
+	log_info("channel %s: host program disconnected", ch->name);
+}
+
+/* Marks credit owed to the guest when enough was consumed. */
+static void chan_credit_check(struct vmc_chan *ch)
+{
+	uint32_t unreported = ch->fwd_cnt - ch->fwd_reported;
+
+	if (ch->guest_open &&
+	    (unreported >= VMC_G2H_BUF_SIZE / 4 || (unreported && !ch->buf_len)))
+		ch->send_credit = true;
+}
+
+/* Writes buffered guest bytes to the client; ends its stream if asked. */
+static void chan_flush(struct vmc_chan *ch)
+{
+	while (ch->buf_len && ch->client_fd >= 0 && !ch->client_wr_closed) {
+		uint32_t first = VMC_G2H_BUF_SIZE - ch->buf_head;
+		struct iovec iov[2] = {
+			{ ch->buf + ch->buf_head, first < ch->buf_len ? first : ch->buf_len },
+			{ ch->buf, first < ch->buf_len ? ch->buf_len - first : 0 },
+		};
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+		ssize_t n = sendmsg(ch->client_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			log_info("channel %s: host program stopped reading: %s", ch->name,
+				 strerror(errno));
+			ch->client_wr_closed = true;
+			break;
+		}
+		ch->buf_head = (ch->buf_head + (uint32_t)n) % VMC_G2H_BUF_SIZE;
+		ch->buf_len -= (uint32_t)n;
+		ch->fwd_cnt += (uint32_t)n;
+	}
+	if (ch->client_wr_closed || ch->client_fd < 0) {
+		ch->fwd_cnt += ch->buf_len;
+		ch->buf_len = 0;
+	}
+	if (ch->shutdown_pending && !ch->buf_len) {
+		if (ch->client_fd >= 0 && !ch->client_wr_closed)
+			shutdown(ch->client_fd, SHUT_WR);
+		ch->client_wr_closed = true;
+		ch->shutdown_pending = false;
+	}
+	chan_credit_check(ch);
+}
+
+static void chan_update_watch(struct vmc_chan *ch)
+{
+	uint32_t events = 0;
+
+	if (ch->client_fd < 0) {
+		loop_set_events(&ch->listen_watch, EPOLLIN);
+		return;
+	}
+	loop_set_events(&ch->listen_watch, 0);
+	if (ch->client_hup)
+		return;
+	if (ch->guest_open && ch->connect_sent && !ch->client_rd_eof && chan_guest_credit(ch))
+		events |= EPOLLIN;
+	if (ch->buf_len && !ch->client_wr_closed)
+		events |= EPOLLOUT;
+	loop_set_events(&ch->client_watch, events);
+}
+
+static void chan_client_ready(void *opaque, uint32_t events)
+{
+	struct vmc_chan *ch = opaque;
+
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		/* Fully closed: whatever it sent can still be read, without epoll. */
+		loop_unwatch(&ch->client_watch);
+		ch->client_hup = true;
+		ch->client_wr_closed = true;
+	}
+	chan_flush(ch);
+	chan_pump(ch);
+	/* Keep a closed client until the guest has had all it sent. */
+	if (ch->client_hup && ch->client_rd_eof && !ch->send_disconnect)
+		chan_close_client(ch);
+	chan_update_watch(ch);
+}
+
+static void chan_accept(void *opaque, uint32_t events)
+{
+	struct vmc_chan *ch = opaque;
+	int fd;
+
+	(void)events;
+	if (ch->client_fd >= 0)
+		return;
+	fd = endpoint_accept(ch->listen_fd);
+	if (fd < 0)
+		return;
+	ch->client_fd = fd;
+	if (loop_watch(&ch->client_watch, fd, 0, chan_client_ready, ch) < 0) {
+		close(fd);
+		ch->client_fd = -1;
+		return;
+	}
+	log_info("channel %s: host program connected", ch->name);
+	if (ch->guest_open)
+		ch->send_connect = true;
+	chan_pump(ch);
+}
+
+/* ---- guest -> device (txq) ---- */
+
+static void guest_open(struct vmc_chan *ch)
+{
+	/* A client that saw the previous session end is finished. */
+	if (ch->client_fd >= 0 && ch->client_saw_close)
+		chan_close_client(ch);
+	if (!ch->buf) {
+		ch->buf = malloc(VMC_G2H_BUF_SIZE);
+		if (!ch->buf) {
+			log_error("channel %s: out of memory", ch->name);
+			return;
+		}
+	}
+	ch->guest_open = true;
+	ch->buf_head = ch->buf_len = 0;
+	ch->fwd_cnt = ch->fwd_reported = 0;
+	ch->tx_cnt = 0;
+	ch->send_open_ack = true;
+	ch->send_connect = ch->client_fd >= 0;
+	ch->connect_sent = false;
+	ch->send_disconnect = false;
+	ch->send_credit = false;
+	ch->shutdown_pending = false;
+}
+
+static void guest_close(struct vmc_chan *ch)
+{
+	if (!ch->guest_open)
+		return;
+	ch->guest_open = false;
+	ch->send_open_ack = ch->send_connect = ch->send_disconnect = false;
+	ch->send_credit = false;
+	ch->connect_sent = false;
+	if (ch->client_fd >= 0) {
+		ch->client_saw_close = true;
+		ch->shutdown_pending = true;
+	}
+	chan_flush(ch);
+	if (ch->client_fd >= 0 && ch->client_hup)
+		chan_close_client(ch);
+}
+
+static void guest_data(struct vmc_chan *ch, const struct vq_elem *elem, uint32_t len)
+{
+	uint32_t tail, first;
+
+	if (!ch->guest_open || !ch->buf)
+		return;
+	if (!chan_buf_alloc(ch)) {
+		/* No client to take it: consumed, so the guest never stalls. */
+		ch->fwd_cnt += len;
+		chan_credit_check(ch);
+		return;
+	}
+	if (len > VMC_G2H_BUF_SIZE - ch->buf_len) {
+		log_warn("channel %s: guest sent %u bytes beyond its credit; dropped",
+			 ch->name, len);
+		return;
+	}
+	tail = (ch->buf_head + ch->buf_len) % VMC_G2H_BUF_SIZE;
+	first = VMC_G2H_BUF_SIZE - tail < len ? VMC_G2H_BUF_SIZE - tail : len;
+	iov_to_buf(elem->out, elem->n_out, HDR_SIZE, ch->buf + tail, first);
+	iov_to_buf(elem->out, elem->n_out, HDR_SIZE + first, ch->buf, len - first);
+	ch->buf_len += len;
+	chan_flush(ch);
+}
+
+/* Validates and applies one txq message; every field comes from the guest. */
+static void tx_message(struct vmc_device *dev, const struct vq_elem *elem)
+{
+	struct vmchannel_hdr hdr;
+	struct vmc_chan *ch;
+	uint32_t len;
+	uint16_t type;
+
+	if (elem->n_in || elem->out_len < HDR_SIZE) {
+		log_warn("tx: malformed buffer (%zu bytes, %u writable parts)",
+			 elem->out_len, elem->n_in);
+		return;
+	}
+	iov_to_buf(elem->out, elem->n_out, 0, &hdr, sizeof(hdr));
+	len = le32toh(hdr.len);
+	type = le16toh(hdr.type);
+	if (len != elem->out_len - HDR_SIZE || len > VMCHANNEL_MAX_PAYLOAD) {
+		log_warn("tx: payload length %u in a %zu-byte buffer", len, elem->out_len);
+		return;
+	}
+	ch = chan_by_id(dev, le32toh(hdr.channel_id));
+	if (!ch) {
+		log_warn("tx: message for unknown channel %u", le32toh(hdr.channel_id));
+		return;
+	}
+	if (type == VMCHANNEL_MSG_OPEN)
+		guest_open(ch);
+	if (ch->guest_open) {
+		ch->peer_buf_alloc = le32toh(hdr.buf_alloc);
+		ch->peer_fwd_cnt = le32toh(hdr.fwd_cnt);
+	}
+	switch (type) {
+	case VMCHANNEL_MSG_DATA:
+		guest_data(ch, elem, len);
+		break;
+	case VMCHANNEL_MSG_CLOSE:
+		guest_close(ch);
+		break;
+	case VMCHANNEL_MSG_OPEN:
+	case VMCHANNEL_MSG_CREDIT:
+		break;
+	default:
+		log_warn("tx: channel %s: unexpected message type %u", ch->name, type);
+		return;
+	}
+	if (len && type != VMCHANNEL_MSG_DATA)
+		log_warn("tx: channel %s: payload on message type %u ignored", ch->name, type);
+	chan_pump(ch);
+}
+
+static void process_tx(struct vmc_device *dev)
+{
+	struct vq *vq = vu_dev_queue(&dev->vu, VMCHANNEL_VQ_TX);
+	struct vq_elem elem;
+	bool used = false;
+
+	while (vq && vq_pop(vq, &dev->vu.mem, &elem) > 0) {
+		tx_message(dev, &elem);
+		vq_push(vq, &elem, 0);
+		used = true;
+	}
+	if (used)
+		vq_notify(vq);
+}
+
+static void vmc_queue_kicked(void *opaque, unsigned int index)
+{
+	struct vmc_device *dev = opaque;
+	unsigned int i;
+
+	if (index == VMCHANNEL_VQ_TX) {
+		process_tx(dev);
+		return;
+	}
+	/* New receive buffers: every channel may have something to send. */
+	for (i = 0; i < dev->nchans; i++)
+		chan_pump(&dev->chans[i]);
+}
+
+static void vmc_rings_stopped(void *opaque)
+{
+	struct vmc_device *dev = opaque;
+	unsigned int i;
+
+	/* The guest driver is gone or reset: its sessions ended. */
+	for (i = 0; i < dev->nchans; i++)
+		guest_close(&dev->chans[i]);
+}
+
+const struct vu_device_ops vmc_device_ops = {
+	.features = 1ULL << 32,		/* VIRTIO_F_VERSION_1 */
+	.num_queues = VMCHANNEL_NUM_VQS,
+	.get_config = vmc_get_config,
+	.set_config = vmc_set_config,
+	.queue_kicked = vmc_queue_kicked,
+	.rings_stopped = vmc_rings_stopped,
+};
+
+int vmc_device_init(struct vmc_device *dev, const char *dir, char **names,
+		    unsigned int n)
+{
+	unsigned int i;
+
+	memset(dev, 0, sizeof(*dev));
+	vu_dev_init(&dev->vu, &vmc_device_ops, dev);
+	dev->generation = 1;
+	dev->next_id = 1;
+	dev->chans = calloc(n ? n : 1, sizeof(*dev->chans));
+	if (!dev->chans)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct vmc_chan *ch = &dev->chans[i];
+
+		ch->dev = dev;
+		ch->id = dev->next_id++;
+		ch->client_fd = -1;
+		ch->listen_fd = -1;
+		ch->client_watch.fd = -1;
+		ch->listen_watch.fd = -1;
+		strncpy(ch->name, names[i], sizeof(ch->name) - 1);
+		dev->nchans = i + 1;
+		if (endpoint_path(ch->path, sizeof(ch->path), dir, ch->name) < 0) {
+			log_error("%s/%s.sock: path too long for a socket", dir, ch->name);
+			return -1;
+		}
+		ch->listen_fd = endpoint_listen(ch->path);
+		if (ch->listen_fd < 0 ||
+		    loop_watch(&ch->listen_watch, ch->listen_fd, EPOLLIN, chan_accept, ch) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void vmc_device_fini(struct vmc_device *dev)
+{
+	unsigned int i;
+
+	vu_dev_detach(&dev->vu);
+	for (i = 0; i < dev->nchans; i++) {
+		struct vmc_chan *ch = &dev->chans[i];
+
+		if (ch->client_fd >= 0)
+			chan_close_client(ch);
+		if (ch->listen_fd >= 0) {
+			loop_unwatch(&ch->listen_watch);
+			close(ch->listen_fd);
+			unlink(ch->path);
+		}
+		free(ch->buf);
+	}
+	free(dev->chans);
+	dev->chans = NULL;
+	dev->nchans = 0;
+}

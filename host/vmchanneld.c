@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmchanneld: serves the vmchannel device to QEMU as a vhost-user back-end
+ * and bridges every channel to a Unix socket on the host.  See vmchanneld(8).
+ *
+ * Follows QEMU's conventions for vhost-user back-end programs: no
+ * daemonizing, --socket-path/--fd/--print-capabilities, clean exit on SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "endpoint.h"
+#include "event_loop.h"
+#include "log.h"
+#include "vmc_device.h"
+
+#define VMCHANNELD_VERSION "0.1.0"
+#define EXIT_USAGE 2
+
+static struct vmc_device device;
+static int frontend_listen_fd = -1;
+static struct watch frontend_watch = { .fd = -1 };
+static struct watch signal_watch = { .fd = -1 };
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vmchanneld --socket-path PATH [--endpoint-dir DIR] --channel NAME...\n"
+		"       vmchanneld --socket-path PATH --print-qemu-args [--memory SIZE]\n"
+		"       vmchanneld --print-capabilities\n"
+		"\n"
+		"Serve the vmchannel virtio device to QEMU (>= 10.2) over vhost-user and\n"
+		"bridge every channel to the Unix socket DIR/NAME.sock.\n"
+		"\n"
+		"  --socket-path PATH    listen for QEMU's vhost-user connection at PATH\n"
+		"  --fd FD               use the listening socket FD instead\n"
+		"  --endpoint-dir DIR    where the channel sockets go (default: .)\n"
+		"  --channel NAME        serve channel NAME (repeatable): 1-63 bytes of\n"
+		"                        [A-Za-z0-9._:+-], not \".\" or \"..\"\n"
+		"  --notify-fd FD        write READY=1 to FD once listening, then close it\n"
+		"  --print-qemu-args     print the QEMU options that attach the device\n"
+		"  --memory SIZE         guest memory for --print-qemu-args (default 1G)\n"
+		"  --print-capabilities  print the back-end capabilities (JSON)\n"
+		"  -v, --verbose         more log output (twice for debug)\n"
+		"  --help, --version\n"
+		"\n"
+		"Exit status: 0 clean exit, 1 runtime error, 2 bad command line.\n");
+}
+
+static void print_qemu_args(const char *socket_path, const char *memory)
+{
+	printf("-chardev socket,id=vmchannel0,path=%s "
+	       "-device vhost-user-test-device-pci,chardev=vmchannel0,virtio-id=%d,"
+	       "num_vqs=%d,config_size=%zu "
+	       "-object memory-backend-memfd,id=vmchannel-mem,size=%s,share=on "
+	       "-machine memory-backend=vmchannel-mem -m %s\n",
+	       socket_path, VIRTIO_ID_VMCHANNEL, VMCHANNEL_NUM_VQS,
+	       sizeof(struct vmchannel_config), memory, memory);
+}
+
+static void frontend_disconnected(struct vu_dev *vu)
+{
+	(void)vu;
+	loop_set_events(&frontend_watch, EPOLLIN);
+}
+
+static void frontend_accept(void *opaque, uint32_t events)
+{
+	int fd;
+
+	(void)opaque;
+	(void)events;
+	fd = accept4(frontend_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	log_info("frontend connected");
+	if (vu_dev_attach(&device.vu, fd) < 0) {
+		close(fd);
+		return;
+	}
+	/* One frontend at a time; the next waits in the backlog. */
+	loop_set_events(&frontend_watch, 0);
+}
+
+static void signal_ready(void *opaque, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	(void)opaque;
+	(void)events;
+	if (read(signal_watch.fd, &si, sizeof(si)) == sizeof(si))
+		log_info("signal %u: exiting", si.ssi_signo);
+	loop_stop();
+}
+
+static int listen_frontend(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		log_error("%s: path too long for a socket", path);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket; not replacing it", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
+		log_error("%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int setup_signals(void)
+{
+	sigset_t set;
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	fd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	return loop_watch(&signal_watch, fd, EPOLLIN, signal_ready, NULL);
+}
+
+static int parse_fd(const char *arg)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || v < 0 || v > 1 << 20)
+		return -1;
+	return (int)v;
+}
+
+/* Rejects bad or repeated channel names with one clear line. */
+static bool check_names(char **names, unsigned int n)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < n; i++) {
+		__u8 field[VMCHANNEL_NAME_SIZE] = { 0 };
+		size_t len = strlen(names[i]);
+
+		if (len < VMCHANNEL_NAME_SIZE)
+			memcpy(field, names[i], len);
+		else
+			memset(field, 'x', sizeof(field));
+		if (vmchannel_name_check(field) != VMCHANNEL_NAME_OK) {
+			fprintf(stderr, "vmchanneld: invalid channel name '%s': use 1-%d bytes of "
+				"[A-Za-z0-9._:+-], not \".\" or \"..\"\n", names[i], VMCHANNEL_NAME_MAX);
+			return false;
+		}
+		for (j = 0; j < i; j++)
+			if (!strcmp(names[i], names[j])) {
+				fprintf(stderr, "vmchanneld: channel '%s' given twice\n", names[i]);
+				return false;
+			}
+	}
+	return true;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_NOTIFY, OPT_QEMU,
+	       OPT_MEMORY, OPT_CAPS, OPT_HELP, OPT_VERSION };
+	static const struct option opts[] = {
+		{ "socket-path", required_argument, NULL, OPT_SOCKET },
+		{ "fd", required_argument, NULL, OPT_FD },
+		{ "endpoint-dir", required_argument, NULL, OPT_DIR },
+		{ "channel", required_argument, NULL, OPT_CHANNEL },
+		{ "notify-fd", required_argument, NULL, OPT_NOTIFY },
+		{ "print-qemu-args", no_argument, NULL, OPT_QEMU },
+		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 }
+	};
+	const char *socket_path = NULL, *dir = ".", *memory = "1G";
+	char **names = calloc((size_t)argc, sizeof(*names));
+	unsigned int nnames = 0;
+	int listen_fd = -1, notify_fd = -1, opt, status = 1;
+	bool qemu_args = false;
+
+	if (!names)
+		return 1;
+	while ((opt = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_SOCKET: socket_path = optarg; break;
+		case OPT_DIR: dir = optarg; break;
+		case OPT_CHANNEL: names[nnames++] = optarg; break;
+		case OPT_MEMORY: memory = optarg; break;
+		case OPT_QEMU: qemu_args = true; break;
+		case 'v':
+			if (log_threshold < LOG_DEBUG)
+				log_threshold++;
+			break;
+		case OPT_FD:
+		case OPT_NOTIFY:
+			if (parse_fd(optarg) < 0) {
+				fprintf(stderr, "vmchanneld: bad file descriptor '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			*(opt == OPT_FD ? &listen_fd : &notify_fd) = parse_fd(optarg);
+			break;
+		case OPT_CAPS:
+			printf("{\n  \"type\": \"vmchannel\",\n  \"features\": []\n}\n");
+			return 0;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("vmchanneld %s\n", VMCHANNELD_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vmchanneld: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (qemu_args) {
+		if (!socket_path) {
+			fprintf(stderr, "vmchanneld: --print-qemu-args needs --socket-path\n");
+			return EXIT_USAGE;
+		}
+		print_qemu_args(socket_path, memory);
+		return 0;
+	}
+	if (!socket_path == (listen_fd < 0)) {
+		fprintf(stderr, "vmchanneld: give exactly one of --socket-path and --fd\n");
+		return EXIT_USAGE;
+	}
+	if (!nnames || nnames > VMCHANNEL_MAX_CHANNELS) {
+		fprintf(stderr, "vmchanneld: give 1 to %d --channel options\n",
+			VMCHANNEL_MAX_CHANNELS);
+		return EXIT_USAGE;
+	}
+	if (!check_names(names, nnames))
+		return EXIT_USAGE;
+
+	if (loop_init() < 0 || setup_signals() < 0) {
+		log_error("event loop setup failed: %s", strerror(errno));
+		return 1;
+	}
+	if (listen_fd < 0)
+		listen_fd = listen_frontend(socket_path);
+	frontend_listen_fd = listen_fd;
+	if (listen_fd < 0)
+		goto out;
+	if (vmc_device_init(&device, dir, names, nnames) < 0)
+		goto out_device;
+	device.vu.disconnected = frontend_disconnected;
+	if (loop_watch(&frontend_watch, listen_fd, EPOLLIN, frontend_accept, NULL) < 0)
+		goto out_device;
+	if (notify_fd >= 0) {
+		if (write(notify_fd, "READY=1\n", 8) != 8)
+			log_warn("cannot write to the notify fd: %s", strerror(errno));
+		close(notify_fd);
+	}
+	log_info("serving %u channels in %s", nnames, dir);
+	status = loop_run() < 0 ? 1 : 0;
+out_device:
+	vmc_device_fini(&device);
+	close(listen_fd);
+	if (socket_path)
+		unlink(socket_path);
+out:
+	loop_fini();
+	free(names);
+	return status;
+}

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <endian.h>
+#include <errno.h>
+#include <linux/virtio_ring.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vu_dev.h"
+
+#define VU_PROTOCOL_FEATURES ((1ULL << VU_PROTOCOL_F_MQ) |		\
+			      (1ULL << VU_PROTOCOL_F_REPLY_ACK) |	\
+			      (1ULL << VU_PROTOCOL_F_BACKEND_REQ) |	\
+			      (1ULL << VU_PROTOCOL_F_CONFIG))
+
+void vu_dev_init(struct vu_dev *dev, const struct vu_device_ops *ops, void *opaque)
+{
+	unsigned int i;
+
+	memset(dev, 0, sizeof(*dev));
+	dev->sock = -1;
+	dev->sock_watch.fd = -1;
+	dev->backend_fd = -1;
+	dev->ops = ops;
+	dev->opaque = opaque;
+	for (i = 0; i < VU_DEV_MAX_QUEUES; i++) {
+		vq_init(&dev->vqs[i]);
+		dev->kicks[i].dev = dev;
+		dev->kicks[i].index = i;
+		dev->kicks[i].watch.fd = -1;
+	}
+}
+
+struct vq *vu_dev_queue(struct vu_dev *dev, unsigned int index)
+{
+	if (index >= dev->ops->num_queues || !vq_ready(&dev->vqs[index]))
+		return NULL;
+	return &dev->vqs[index];
+}
+
+static void vu_stop_queue(struct vu_dev *dev, unsigned int index)
+{
+	loop_unwatch(&dev->kicks[index].watch);
+	vq_reset(&dev->vqs[index]);
+}
+
+static void vu_reset_rings(struct vu_dev *dev)
+{
+	unsigned int i;
+
+	for (i = 0; i < VU_DEV_MAX_QUEUES; i++)
+		vu_stop_queue(dev, i);
+	dev->ops->rings_stopped(dev->opaque);
+}
+
+void vu_dev_detach(struct vu_dev *dev)
+{
+	vu_reset_rings(dev);
+	guest_mem_clear(&dev->mem);
+	loop_unwatch(&dev->sock_watch);
+	if (dev->sock >= 0)
+		close(dev->sock);
+	if (dev->backend_fd >= 0)
+		close(dev->backend_fd);
+	dev->sock = -1;
+	dev->backend_fd = -1;
+	dev->features = 0;
+	dev->protocol_features = 0;
+}
+
+static void vu_sock_ready(void *opaque, uint32_t events)
+{
+	struct vu_dev *dev = opaque;
+	struct vu_msg msg;
+	int ret;
+
+	(void)events;
+	ret = vu_recv(dev->sock, &msg);
+	if (ret > 0 && vu_dev_handle(dev, &msg))
+		return;
+	if (ret == 0)
+		log_info("frontend disconnected");
+	else
+		log_warn("dropping the frontend connection");
+	vu_dev_detach(dev);
+	if (dev->disconnected)
+		dev->disconnected(dev);
+}
+
+int vu_dev_attach(struct vu_dev *dev, int sock)
+{
+	dev->sock = sock;
+	return loop_watch(&dev->sock_watch, sock, EPOLLIN, vu_sock_ready, dev);
+}
+
+static void vu_kick_ready(void *opaque, uint32_t events)
+{
+	struct vu_kick *kick = opaque;
+	struct vu_dev *dev = kick->dev;
+	eventfd_t value;
+
+	(void)events;
+	if (eventfd_read(kick->watch.fd, &value) < 0 && errno != EAGAIN)
+		log_warn("queue %u: reading the kick eventfd: %s", kick->index, strerror(errno));
+	dev->ops->queue_kicked(dev->opaque, kick->index);
+}
+
+/* A queue index from a request; the low byte of a u64 or of a vring state. */
+static struct vq *vu_queue_arg(struct vu_dev *dev, uint32_t index)
+{
+	if (index >= dev->ops->num_queues) {
+		log_error("request for queue %u, the device has %u", index,
+			  dev->ops->num_queues);
+		return NULL;
+	}
+	return &dev->vqs[index];
+}
+
+static bool vu_start_queue(struct vu_dev *dev, unsigned int index)
+{
+	struct vq *vq = &dev->vqs[index];
+
+	if (!vq->num || !vq_map(vq, &dev->mem)) {
+		log_error("queue %u started without a mapped ring", index);
+		return false;
+	}
+	vq->used_idx = le16toh(vq->used->idx);
+	vq->started = true;
+	if (!(dev->features & (1ULL << VU_F_PROTOCOL_FEATURES)))
+		vq->enabled = true;
+	if (loop_watch(&dev->kicks[index].watch, vq->kick_fd, EPOLLIN, vu_kick_ready,
+		       &dev->kicks[index]) < 0)
+		return false;
+	dev->ops->queue_kicked(dev->opaque, index);
+	return true;
+}
+
+static bool vu_set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
+{
+	struct guest_region_desc desc[GUEST_MEM_MAX_REGIONS];
+	const struct vu_mem_table *t = &msg->payload.mem;
+	unsigned int i;
+	int fds[VU_MAX_FDS];
+
+	if (msg->size < 8 || t->nregions > VU_MAX_FDS ||
+	    msg->size != 8 + t->nregions * sizeof(struct vu_mem_region) ||
+	    msg->nfds != t->nregions) {
+		log_error("SET_MEM_TABLE: %u regions, %u fds, %u bytes", t->nregions,
+			  msg->nfds, msg->size);
+		return false;
+	}
+	for (i = 0; i < t->nregions; i++) {
+		desc[i].gpa = t->regions[i].gpa;
+		desc[i].size = t->regions[i].size;
+		desc[i].uaddr = t->regions[i].uaddr;
+		desc[i].mmap_offset = t->regions[i].mmap_offset;
+		fds[i] = msg->fds[i];
+	}
+	msg->nfds = 0;		/* guest_mem_set() consumes them */
+	if (guest_mem_set(&dev->mem, desc, fds, t->nregions) < 0)
+		return false;
+	/* Rings live in guest memory: map them again from the new table. */
+	for (i = 0; i < VU_DEV_MAX_QUEUES; i++)
+		if (dev->vqs[i].desc && !vq_map(&dev->vqs[i], &dev->mem))
+			return false;
+	return true;
+}
+
+/* SET_VRING_KICK, _CALL, _ERR: a queue index and an eventfd (or none). */
+static bool vu_set_vring_fd(struct vu_dev *dev, struct vu_msg *msg, int **slot,
+			    unsigned int *index)
+{
+	uint64_t arg = msg->payload.u64;
+	bool nofd = arg & VU_VRING_NOFD;
+	struct vq *vq;
+
+	if (msg->size != sizeof(uint64_t) || msg->nfds != (nofd ? 0u : 1u))
+		return false;
+	*index = arg & VU_VRING_IDX_MASK;
+	vq = vu_queue_arg(dev, *index);
+	if (!vq)
+		return false;
+	*slot = msg->request == VU_SET_VRING_KICK ? &vq->kick_fd : &vq->call_fd;
+	if (**slot >= 0)
+		close(**slot);
+	**slot = nofd ? -1 : msg->fds[0];
+	msg->nfds = 0;
+	return true;
+}
+
+static bool vu_reply_u64(struct vu_dev *dev, struct vu_msg *msg, uint64_t value)
+{
+	msg->flags = VU_FLAG_REPLY;
+	msg->size = sizeof(uint64_t);
+	msg->payload.u64 = value;
+	return vu_send(dev->sock, msg);
+}
+
+/* Handles a request; *replied is set when it sent its own reply. */
+static bool vu_dispatch(struct vu_dev *dev, struct vu_msg *msg, bool *replied)
+{
+	struct vu_vring_state *state = &msg->payload.state;
+	struct vu_config *cfg = &msg->payload.config;
+	struct vq *vq;
+	unsigned int index;
+	int *slot;
+
+	*replied = false;
+	switch (msg->request) {
+	case VU_GET_FEATURES:
+		*replied = true;
+		return vu_reply_u64(dev, msg, dev->ops->features |
+				    (1ULL << VU_F_PROTOCOL_FEATURES));
+	case VU_SET_FEATURES:
+		if (msg->size != sizeof(uint64_t))
+			return false;
+		dev->features = msg->payload.u64;
+		return true;
+	case VU_GET_PROTOCOL_FEATURES:
+		*replied = true;
+		return vu_reply_u64(dev, msg, VU_PROTOCOL_FEATURES);
+	case VU_SET_PROTOCOL_FEATURES:
+		if (msg->size != sizeof(uint64_t))
+			return false;
+		dev->protocol_features = msg->payload.u64 & VU_PROTOCOL_FEATURES;
+		return true;
+	case VU_GET_QUEUE_NUM:
+		*replied = true;
+		return vu_reply_u64(dev, msg, dev->ops->num_queues);
+	case VU_SET_OWNER:
+		return true;
+	case VU_RESET_OWNER:
+		vu_reset_rings(dev);
+		return true;
+	case VU_SET_MEM_TABLE:
+		return vu_set_mem_table(dev, msg);
+	case VU_SET_VRING_NUM:
+		if (msg->size != sizeof(*state) || !(vq = vu_queue_arg(dev, state->index)))
+			return false;
+		if (!state->num || state->num > VQ_MAX_SIZE || (state->num & (state->num - 1))) {
+			log_error("queue %u: size %u is not a power of two <= %u",
+				  state->index, state->num, VQ_MAX_SIZE);
+			return false;
+		}
+		vq->num = state->num;
+		return true;
+	case VU_SET_VRING_ADDR:
+		if (msg->size != sizeof(struct vu_vring_addr) ||
+		    !(vq = vu_queue_arg(dev, msg->payload.addr.index)))
+			return false;
+		vq->desc_uaddr = msg->payload.addr.desc;
+		vq->avail_uaddr = msg->payload.addr.avail;
+		vq->used_uaddr = msg->payload.addr.used;
+		if (!vq->num || !vq_map(vq, &dev->mem)) {
+			log_error("queue %u: ring addresses outside guest memory", msg->payload.addr.index);
+			return false;
+		}
+		return true;
+	case VU_SET_VRING_BASE:
+		if (msg->size != sizeof(*state) || !(vq = vu_queue_arg(dev, state->index)) ||
+		    state->num > 0xffff)
+			return false;
+		vq->last_avail_idx = (uint16_t)state->num;
+		return true;
+	case VU_GET_VRING_BASE:
+		if (msg->size != sizeof(*state) || !(vq = vu_queue_arg(dev, state->index)))
+			return false;
+		index = state->index;
+		state->num = vq->last_avail_idx;
+		loop_unwatch(&dev->kicks[index].watch);
+		vq->started = false;
+		dev->ops->rings_stopped(dev->opaque);
+		*replied = true;
+		msg->flags = VU_FLAG_REPLY;
+		return vu_send(dev->sock, msg);
+	case VU_SET_VRING_KICK:
+		if (!vu_set_vring_fd(dev, msg, &slot, &index))
+			return false;
+		loop_unwatch(&dev->kicks[index].watch);
+		return *slot < 0 || vu_start_queue(dev, index);
+	case VU_SET_VRING_CALL:
+		return vu_set_vring_fd(dev, msg, &slot, &index);
+	case VU_SET_VRING_ERR:
+		/* Nothing to report on it: accept and close. */
+		return msg->size == sizeof(uint64_t);
+	case VU_SET_VRING_ENABLE:
+		if (msg->size != sizeof(*state) || !(vq = vu_queue_arg(dev, state->index)))
+			return false;
+		vq->enabled = state->num != 0;
+		if (vq->enabled)
+			dev->ops->queue_kicked(dev->opaque, state->index);
+		return true;
+	case VU_SET_BACKEND_REQ_FD:
+		if (msg->nfds != 1)
+			return false;
+		if (dev->backend_fd >= 0)
+			close(dev->backend_fd);
+		dev->backend_fd = msg->fds[0];
+		msg->nfds = 0;
+		return true;
+	case VU_GET_CONFIG:
+		if (msg->size < 12 || cfg->size > sizeof(cfg->region) || msg->size != 12 + cfg->size ||
+		    !dev->ops->get_config(dev->opaque, cfg->offset, cfg->region, cfg->size))
+			return false;
+		*replied = true;
+		msg->flags = VU_FLAG_REPLY;
+		return vu_send(dev->sock, msg);
+	case VU_SET_CONFIG:
+		return msg->size >= 12 && cfg->size <= sizeof(cfg->region) &&
+		       msg->size == 12 + cfg->size &&
+		       dev->ops->set_config(dev->opaque, cfg->offset, cfg->region, cfg->size);
+	default:
+		log_warn("unsupported request %u (%s)", msg->request,
+			 vu_request_name(msg->request));
+		return !(msg->flags & VU_FLAG_NEED_REPLY) ? true : false;
+	}
+}
+
+bool vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg)
+{
+	bool replied, ok;
+
+	log_debug("request %s, %u bytes, %u fds", vu_request_name(msg->request),
+		  msg->size, msg->nfds);
+	ok = vu_dispatch(dev, msg, &replied);
+	vu_close_fds(msg);
+	if (!ok)
+		log_error("request %s failed", vu_request_name(msg->request));
+	if (!replied && (msg->flags & VU_FLAG_NEED_REPLY) &&
+	    (dev->protocol_features & (1ULL << VU_PROTOCOL_F_REPLY_ACK))) {
+		/* REPLY_ACK: 0 for success; a failure is reported, not fatal. */
+		return vu_reply_u64(dev, msg, ok ? 0 : 1);
+	}
+	return ok || replied;
+}
+
+void vu_dev_config_changed(struct vu_dev *dev)
+{
+	struct vu_msg msg = { .request = VU_BACKEND_CONFIG_CHANGE_MSG };
+
+	if (dev->backend_fd < 0 ||
+	    !(dev->protocol_features & (1ULL << VU_PROTOCOL_F_BACKEND_REQ)))
+		return;
+	vu_send(dev->backend_fd, &msg);
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The vhost-user back-end state of one device: negotiated features, guest
+ * memory, the virtqueues, and the handlers of the frontend's requests.  The
+ * device model behind it is reached only through struct vu_device_ops.
+ */
+#ifndef VMC_VU_DEV_H
+#define VMC_VU_DEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event_loop.h"
+#include "guest_mem.h"
+#include "vhost_user.h"
+#include "virtqueue.h"
+
+#define VU_DEV_MAX_QUEUES 2
+
+struct vu_dev;
+
+/* The kick eventfd of one queue, as the event loop sees it. */
+struct vu_kick {
+	struct vu_dev *dev;
+	unsigned int index;
+	struct watch watch;
+};
+
+struct vu_device_ops {
+	uint64_t features;		/* device feature bits offered */
+	unsigned int num_queues;
+	/* Copies @size bytes of configuration space from @offset; false if out of range. */
+	bool (*get_config)(void *opaque, uint32_t offset, uint8_t *buf, uint32_t size);
+	bool (*set_config)(void *opaque, uint32_t offset, const uint8_t *buf, uint32_t size);
+	/* The guest kicked queue @index (or it was just started). */
+	void (*queue_kicked)(void *opaque, unsigned int index);
+	/* The rings stopped: device reset or the frontend went away. */
+	void (*rings_stopped)(void *opaque);
+};
+
+struct vu_dev {
+	int sock;			/* frontend connection, -1 if none */
+	struct watch sock_watch;
+	int backend_fd;			/* backend request channel, -1 if none */
+	uint64_t features;
+	uint64_t protocol_features;
+	struct guest_mem mem;
+	struct vq vqs[VU_DEV_MAX_QUEUES];
+	struct vu_kick kicks[VU_DEV_MAX_QUEUES];
+	const struct vu_device_ops *ops;
+	void *opaque;
+	void (*disconnected)(struct vu_dev *dev);	/* the frontend went away */
+};
+
+void vu_dev_init(struct vu_dev *dev, const struct vu_device_ops *ops, void *opaque);
+/* Serves a newly accepted frontend connection. */
+int vu_dev_attach(struct vu_dev *dev, int sock);
+/* Drops the frontend connection and everything it set up. */
+void vu_dev_detach(struct vu_dev *dev);
+/* Handles one request from the frontend; false when the connection must go. */
+bool vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg);
+/* Tells the frontend the configuration space changed (config interrupt). */
+void vu_dev_config_changed(struct vu_dev *dev);
+/* The ring @index when it may be used, else NULL. */
+struct vq *vu_dev_queue(struct vu_dev *dev, unsigned int index);
+
+#endif /* VMC_VU_DEV_H */
