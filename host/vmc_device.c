@@ -87,12 +87,15 @@ static bool vmc_set_config(void *opaque, uint32_t offset, const uint8_t *buf, ui
 	const uint32_t at = offsetof(struct vmchannel_config, select);
 	uint16_t select;
 
-	/* Only "select" is writable; writes elsewhere are ignored, as specified. */
-	if (offset != at || size != sizeof(select)) {
+	/*
+	 * Only "select" is writable; other bytes are ignored, as specified.
+	 * QEMU writes back the whole space with the guest's change in it.
+	 */
+	if (offset > at || size < sizeof(select) || at - offset > size - sizeof(select)) {
 		log_debug("ignoring SET_CONFIG of %u bytes at %u", size, offset);
 		return true;
 	}
-	memcpy(&select, buf, sizeof(select));
+	memcpy(&select, buf + (at - offset), sizeof(select));
 	dev->select = le16toh(select);
 	return true;
 }

@@ -38,8 +38,10 @@ static void test_config_fits_vhost_user_limit(void)
 static void test_device_id_fits_modern_pci(void)
 {
 	/* Modern virtio-pci device IDs are 0x1040 + id, at most 0x107f. */
+	CU_ASSERT(VIRTIO_ID_VMCHANNEL > 0);
 	CU_ASSERT(VIRTIO_ID_VMCHANNEL < 64);
-	CU_ASSERT_EQUAL(0x1040 + VIRTIO_ID_VMCHANNEL, 0x107f);
+	/* QEMU 11.1 names IDs 1-45 only; anything else aborts it. */
+	CU_ASSERT(VIRTIO_ID_VMCHANNEL <= 45);
 }
 
 static void test_payload_fits_length_fields(void)
