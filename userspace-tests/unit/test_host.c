@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmchanneld's layers without QEMU: the vhost-user transport over a
+ * socketpair, split rings in fake guest memory (a memfd), and the device
+ * model's configuration window.
+ */
+#define _GNU_SOURCE
+#include <endian.h>
+#include <linux/virtio_ring.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "event_loop.h"
+#include "guest_mem.h"
+#include "vhost_user.h"
+#include "virtqueue.h"
+#include "vmc_device.h"
+#include "vmc_test.h"
+
+/* ---- fake guest memory: 1 MiB at guest physical 0, frontend VA FAKE_UADDR ---- */
+
+#define FAKE_SIZE (1 << 20)
+#define FAKE_UADDR 0x7f0000000000ULL
+#define DESC_GPA 0x0000
+#define AVAIL_GPA 0x1000
+#define USED_GPA 0x2000
+#define QSIZE 8
+
+static struct guest_mem mem;
+static struct vq vq;
+static uint8_t *ram;
+
+static void fake_ram_setup(void)
+{
+	struct guest_region_desc d = { .gpa = 0, .size = FAKE_SIZE, .uaddr = FAKE_UADDR };
+	int fd = memfd_create("fake-guest", MFD_CLOEXEC);
+
+	VMC_ASSERT_FATAL(fd >= 0 && ftruncate(fd, FAKE_SIZE) == 0);
+	memset(&mem, 0, sizeof(mem));
+	VMC_ASSERT_FATAL(guest_mem_set(&mem, &d, &fd, 1) == 0);
+	ram = mem.regions[0].hva;
+	memset(ram, 0, FAKE_SIZE);
+	vq_init(&vq);
+	vq.num = QSIZE;
+	vq.desc_uaddr = FAKE_UADDR + DESC_GPA;
+	vq.avail_uaddr = FAKE_UADDR + AVAIL_GPA;
+	vq.used_uaddr = FAKE_UADDR + USED_GPA;
+	VMC_ASSERT_FATAL(vq_map(&vq, &mem));
+	vq.started = vq.enabled = true;
+}
+
+static void fake_ram_teardown(void)
+{
+	guest_mem_clear(&mem);
+}
+
+static void set_desc(unsigned int i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	struct vring_desc *d = (struct vring_desc *)(ram + DESC_GPA) + i;
+
+	d->addr = htole64(addr);
+	d->len = htole32(len);
+	d->flags = htole16(flags);
+	d->next = htole16(next);
+}
+
+/* Makes @head available at avail index @idx - 1 and publishes @idx. */
+static void make_avail(uint16_t idx, uint16_t head)
+{
+	struct vring_avail *a = (struct vring_avail *)(ram + AVAIL_GPA);
+
+	a->ring[(uint16_t)(idx - 1) % QSIZE] = htole16(head);
+	a->idx = htole16(idx);
+}
+
+static void test_vq_pops_chain(void)
+{
+	struct vq_elem elem;
+
+	fake_ram_setup();
+	set_desc(0, 0x10000, 24, VRING_DESC_F_NEXT, 1);
+	set_desc(1, 0x20000, 100, VRING_DESC_F_WRITE, 0);
+	make_avail(1, 0);
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 1);
+	CU_ASSERT_EQUAL(elem.head, 0);
+	CU_ASSERT_EQUAL(elem.out_len, 24);
+	CU_ASSERT_EQUAL(elem.in_len, 100);
+	CU_ASSERT_PTR_EQUAL(elem.out[0].iov_base, ram + 0x10000);
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 0);
+	vq_push(&vq, &elem, 7);
+	CU_ASSERT_EQUAL(le16toh(((struct vring_used *)(ram + USED_GPA))->idx), 1);
+	fake_ram_teardown();
+}
+
+static void test_vq_wraps_avail_index(void)
+{
+	struct vq_elem elem;
+
+	fake_ram_setup();
+	set_desc(3, 0x10000, 16, 0, 0);
+	vq.last_avail_idx = 65535;
+	make_avail(0, 3);	/* entry 65535, published as index 0 */
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 1);
+	CU_ASSERT_EQUAL(elem.head, 3);
+	CU_ASSERT_EQUAL(vq.last_avail_idx, 0);
+	CU_ASSERT_FALSE(vq.broken);
+	fake_ram_teardown();
+}
+
+static void expect_broken(const char *what)
+{
+	struct vq_elem elem;
+
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), -1);
+	CU_ASSERT_TRUE(vq.broken);
+	if (!vq.broken)
+		fprintf(stderr, "ring accepted: %s\n", what);
+	/* A broken ring stays stopped. */
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 0);
+}
+
+static void test_vq_rejects_loop(void)
+{
+	fake_ram_setup();
+	set_desc(0, 0x10000, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(1, 0x10000, 8, VRING_DESC_F_NEXT, 0);
+	make_avail(1, 0);
+	expect_broken("descriptor loop");
+	fake_ram_teardown();
+}
+
+static void test_vq_rejects_outside_memory(void)
+{
+	fake_ram_setup();
+	set_desc(0, FAKE_SIZE - 4, 8, 0, 0);	/* runs past the end */
+	make_avail(1, 0);
+	expect_broken("buffer past the end of guest memory");
+	fake_ram_teardown();
+
+	fake_ram_setup();
+	set_desc(0, 0xffffffffffff0000ULL, 0x20000, 0, 0);	/* wraps 2^64 */
+	make_avail(1, 0);
+	expect_broken("address wrapping around");
+	fake_ram_teardown();
+}
+
+static void test_vq_rejects_bad_indices(void)
+{
+	fake_ram_setup();
+	make_avail(QSIZE + 1, 0);	/* more available than the ring holds */
+	expect_broken("avail index jump");
+	fake_ram_teardown();
+
+	fake_ram_setup();
+	make_avail(1, QSIZE);		/* head out of range */
+	expect_broken("head >= ring size");
+	fake_ram_teardown();
+
+	fake_ram_setup();
+	set_desc(0, 0x10000, 8, VRING_DESC_F_NEXT, QSIZE + 5);
+	make_avail(1, 0);
+	expect_broken("next out of range");
+	fake_ram_teardown();
+}
+
+static void test_vq_rejects_bad_direction_and_indirect(void)
+{
+	fake_ram_setup();
+	set_desc(0, 0x10000, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	set_desc(1, 0x20000, 8, 0, 0);
+	make_avail(1, 0);
+	expect_broken("readable after writable");
+	fake_ram_teardown();
+
+	fake_ram_setup();
+	set_desc(0, 0x10000, 16, VRING_DESC_F_INDIRECT, 0);
+	make_avail(1, 0);
+	expect_broken("indirect without negotiation");
+	fake_ram_teardown();
+}
+
+/* ---- vhost-user transport ---- */
+
+static void send_raw(int fd, uint32_t request, uint32_t flags, uint32_t size)
+{
+	uint32_t hdr[3] = { request, flags, size };
+
+	CU_ASSERT_EQUAL(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+}
+
+static void test_vu_rejects_malformed(void)
+{
+	static struct vu_msg msg;
+	int sv[2];
+
+	VMC_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	send_raw(sv[1], VU_GET_FEATURES, VU_FLAG_VERSION, VU_MAX_PAYLOAD + 1);
+	CU_ASSERT_EQUAL(vu_recv(sv[0], &msg), -1);
+	send_raw(sv[1], VU_GET_FEATURES, 0x2, 0);	/* unknown version */
+	CU_ASSERT_EQUAL(vu_recv(sv[0], &msg), -1);
+	send_raw(sv[1], VU_SET_FEATURES, VU_FLAG_VERSION, 8);	/* payload missing */
+	close(sv[1]);
+	CU_ASSERT_EQUAL(vu_recv(sv[0], &msg), -1);
+	CU_ASSERT_EQUAL(vu_recv(sv[0], &msg), 0);	/* then end of file */
+	close(sv[0]);
+}
+
+static void test_vu_round_trip(void)
+{
+	static struct vu_msg msg, got;
+	int sv[2];
+
+	VMC_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	memset(&msg, 0, sizeof(msg));
+	msg.request = VU_SET_FEATURES;
+	msg.size = sizeof(uint64_t);
+	msg.payload.u64 = 0x123456789ULL;
+	CU_ASSERT_TRUE(vu_send(sv[1], &msg));
+	CU_ASSERT_EQUAL(vu_recv(sv[0], &got), 1);
+	CU_ASSERT_EQUAL(got.request, VU_SET_FEATURES);
+	CU_ASSERT_EQUAL(got.size, 8);
+	CU_ASSERT_EQUAL(got.payload.u64, 0x123456789ULL);
+	CU_ASSERT_EQUAL(got.nfds, 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* ---- device model: the configuration window ---- */
+
+static void test_config_window(void)
+{
+	char dir[] = "/tmp/vmc-unit.XXXXXX";
+	char *names[] = { "hello", "clipboard" };
+	struct vmc_device *dev = calloc(1, sizeof(*dev));
+	struct vmchannel_config cfg;
+	char path[128];
+	uint16_t select;
+
+	VMC_ASSERT_FATAL(dev && mkdtemp(dir));
+	VMC_ASSERT_FATAL(loop_init() == 0);
+	VMC_ASSERT_FATAL(vmc_device_init(dev, dir, names, 2) == 0);
+
+	CU_ASSERT_TRUE(vmc_device_ops.get_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_EQUAL(le16toh(cfg.num_channels), 2);
+	CU_ASSERT_EQUAL(le32toh(cfg.id), 1);
+	CU_ASSERT_STRING_EQUAL((char *)cfg.name, "hello");
+
+	/* QEMU writes the whole space back with the guest's select in it. */
+	cfg.select = htole16(1);
+	CU_ASSERT_TRUE(vmc_device_ops.set_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_TRUE(vmc_device_ops.get_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_EQUAL(le32toh(cfg.id), 2);
+	CU_ASSERT_STRING_EQUAL((char *)cfg.name, "clipboard");
+
+	/* A write of select alone works too; out of range shows zeros. */
+	select = htole16(7);
+	CU_ASSERT_TRUE(vmc_device_ops.set_config(dev, 6, (uint8_t *)&select, 2));
+	CU_ASSERT_TRUE(vmc_device_ops.get_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_EQUAL(cfg.id, 0);
+	CU_ASSERT_EQUAL(cfg.name[0], 0);
+
+	/* Read-only fields cannot be written. */
+	cfg.num_channels = htole16(99);
+	cfg.select = 0;
+	CU_ASSERT_TRUE(vmc_device_ops.set_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_TRUE(vmc_device_ops.get_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_EQUAL(le16toh(cfg.num_channels), 2);
+
+	/* Reads outside the space are refused, including offset overflow. */
+	CU_ASSERT_FALSE(vmc_device_ops.get_config(dev, 70, (uint8_t *)&cfg, 20));
+	CU_ASSERT_FALSE(vmc_device_ops.get_config(dev, 0xfffffff0u, (uint8_t *)&cfg, 32));
+
+	/* The endpoints exist while the device does, and go with it. */
+	snprintf(path, sizeof(path), "%s", dev->chans[0].path);
+	CU_ASSERT_EQUAL(access(path, F_OK), 0);
+	vmc_device_fini(dev);
+	CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+	loop_fini();
+	rmdir(dir);
+	free(dev);
+}
+
+void register_host_tests(void)
+{
+	CU_pSuite s = vmc_add_suite("host virtqueue");
+
+	vmc_add_test(s, "pops a readable+writable chain", test_vq_pops_chain);
+	vmc_add_test(s, "avail index wraps at 65535", test_vq_wraps_avail_index);
+	vmc_add_test(s, "descriptor loop stops the ring", test_vq_rejects_loop);
+	vmc_add_test(s, "addresses outside guest memory", test_vq_rejects_outside_memory);
+	vmc_add_test(s, "bad ring indices", test_vq_rejects_bad_indices);
+	vmc_add_test(s, "direction and indirect", test_vq_rejects_bad_direction_and_indirect);
+
+	s = vmc_add_suite("host vhost-user transport");
+	vmc_add_test(s, "malformed messages rejected", test_vu_rejects_malformed);
+	vmc_add_test(s, "message round trip", test_vu_round_trip);
+
+	s = vmc_add_suite("host device model");
+	vmc_add_test(s, "configuration window", test_config_window);
+}
