@@ -7,6 +7,7 @@
  * One cdev covers the whole minor range; open() finds the channel by minor.
  * Channels are reference counted because open files outlive their removal.
  */
+#include <linux/bits.h>
 #include <linux/cdev.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
@@ -17,7 +18,7 @@
 #include "config.h"
 #include "vmchannel.h"
 
-#define VMC_MINORS	(1U << 16)
+#define VMC_MINORS	BIT(16)
 
 static dev_t vmc_devt;
 static struct cdev vmc_cdev;

@@ -137,6 +137,7 @@ static void vmc_rx_buffer(struct vmc_dev *vmc, const u8 *buf, unsigned int used)
 	const struct vmchannel_hdr *hdr = (const void *)buf;
 	struct device *dev = &vmc->vdev->dev;
 	struct vmc_channel *ch;
+	bool is_data;
 	u32 len;
 	u16 type;
 
@@ -150,8 +151,10 @@ static void vmc_rx_buffer(struct vmc_dev *vmc, const u8 *buf, unsigned int used)
 		dev_warn_ratelimited(dev, "rx: payload length %u, used %u\n", len, used);
 		return;
 	}
+	/* Only DATA has a payload, and it is never empty. */
+	is_data = type == VMCHANNEL_MSG_DATA;
 	if (type < VMCHANNEL_MSG_DATA || type > VMCHANNEL_MSG_HOST_DISCONNECT ||
-	    type == VMCHANNEL_MSG_CLOSE || (type == VMCHANNEL_MSG_DATA) != (len > 0)) {
+	    type == VMCHANNEL_MSG_CLOSE || is_data != !!len) {
 		dev_warn_ratelimited(dev, "rx: bad message type %u (length %u)\n", type, len);
 		return;
 	}

@@ -62,8 +62,7 @@ struct vmchannel_config {
 enum vmchannel_msg_type {
 	VMCHANNEL_MSG_DATA		= 1,	/* both: @len payload bytes */
 	VMCHANNEL_MSG_CREDIT		= 2,	/* both: credit update only */
-	VMCHANNEL_MSG_OPEN		= 3,	/* driver: channel opened;
-						 * device: acknowledgement */
+	VMCHANNEL_MSG_OPEN		= 3,	/* driver: opened; device: ack */
 	VMCHANNEL_MSG_CLOSE		= 4,	/* driver: channel closed */
 	VMCHANNEL_MSG_HOST_CONNECT	= 5,	/* device: host end connected */
 	VMCHANNEL_MSG_HOST_DISCONNECT	= 6,	/* device: host end gone */
