@@ -125,8 +125,9 @@ static void vmc_remove(struct virtio_device *vdev)
 
 	/* No new channels, then every node goes and every waiter wakes. */
 	vmc_channels_remove_all(vmc);
-	cancel_work_sync(&vmc->config_work);
 	vmc_stop_device(vmc);
+	/* After the reset no configuration interrupt can queue it again. */
+	cancel_work_sync(&vmc->config_work);
 	/* Channels still open keep vmc until their last close. */
 	vmc_dev_put(vmc);
 }
