@@ -229,6 +229,28 @@ static void test_vu_round_trip(void)
 	close(sv[1]);
 }
 
+/* The backend channel carries the config-change notification (config IRQ). */
+static void test_vu_config_change_message(void)
+{
+	static struct vu_dev dev;
+	static struct vu_msg got;
+	int sv[2];
+
+	VMC_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	vu_dev_init(&dev, &vmc_device_ops, NULL);
+	dev.backend_fd = sv[0];
+	/* Not negotiated: nothing may be sent. */
+	vu_dev_config_changed(&dev);
+	dev.protocol_features = 1ULL << VU_PROTOCOL_F_BACKEND_REQ;
+	vu_dev_config_changed(&dev);
+	close(sv[0]);
+	CU_ASSERT_EQUAL(vu_recv(sv[1], &got), 1);
+	CU_ASSERT_EQUAL(got.request, VU_BACKEND_CONFIG_CHANGE_MSG);
+	CU_ASSERT_EQUAL(got.size, 0);
+	CU_ASSERT_EQUAL(vu_recv(sv[1], &got), 0);	/* exactly one message */
+	close(sv[1]);
+}
+
 /* ---- device model: the configuration window ---- */
 
 static void test_config_window(void)
@@ -298,6 +320,7 @@ void register_host_tests(void)
 	s = vmc_add_suite("host vhost-user transport");
 	vmc_add_test(s, "malformed messages rejected", test_vu_rejects_malformed);
 	vmc_add_test(s, "message round trip", test_vu_round_trip);
+	vmc_add_test(s, "config change on the backend channel", test_vu_config_change_message);
 
 	s = vmc_add_suite("host device model");
 	vmc_add_test(s, "configuration window", test_config_window);
