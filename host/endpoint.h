@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Host endpoints of channels: Unix stream sockets <dir>/<name>.sock. */
+/*
+ * Listening Unix sockets: the channels' host endpoints <dir>/<name>.sock, and
+ * the vhost-user socket QEMU connects to.
+ */
 #ifndef VMC_ENDPOINT_H
 #define VMC_ENDPOINT_H
 

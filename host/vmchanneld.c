@@ -14,8 +14,6 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "endpoint.h"
@@ -100,34 +98,6 @@ static void signal_ready(void *opaque, uint32_t events)
 	if (read(signal_watch.fd, &si, sizeof(si)) == sizeof(si))
 		log_info("signal %u: exiting", si.ssi_signo);
 	loop_stop();
-}
-
-static int listen_frontend(const char *path)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd;
-
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		log_error("%s: path too long for a socket", path);
-		return -1;
-	}
-	strcpy(addr.sun_path, path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("%s exists and is not a socket; not replacing it", path);
-			return -1;
-		}
-		unlink(path);
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
-		log_error("%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static int setup_signals(void)
@@ -275,7 +245,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (listen_fd < 0)
-		listen_fd = listen_frontend(socket_path);
+		listen_fd = endpoint_listen(socket_path);
 	frontend_listen_fd = listen_fd;
 	if (listen_fd < 0)
 		goto out;
