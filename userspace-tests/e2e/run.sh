@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib)
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build vmc-xfer"; exit 1; }
@@ -33,16 +33,17 @@ trap 'rm -rf "$work"' EXIT
 passed=0
 failed=0
 
-# guest KERNEL GUEST-COMMAND: starts a guest serving channel "t" (and "echo")
-# in the background; its output goes to $work/guest.out, its status to
-# $work/guest.status.
+# guest KERNEL GUEST-COMMAND: starts a guest serving channel "t" (and "echo",
+# and any in $extra_channels) in the background; its output goes to
+# $work/guest.out, its status to $work/guest.status.
+extra_channels=()
 guest() {
     local kernel=$1
     shift
     rm -rf "$work/ep" "$work/guest.out" "$work/guest.status"
     mkdir -p "$work/ep"
     ( "$VM_RUN" --kernel "$kernel" --timeout "$TIMEOUT" --endpoint-dir "$work/ep" \
-        --channel t --channel echo -- "$@" >"$work/guest.out" 2>&1
+        --channel t --channel echo "${extra_channels[@]}" -- "$@" >"$work/guest.out" 2>&1
       echo $? >"$work/guest.status" ) &
     guest_pid=$!
 }
@@ -117,6 +118,23 @@ t_echo_1mib() {
     "$XFER" echo-check --bytes 1M --seed 11 --wait "$WAIT" "$work/ep/echo.sock" >"$work/host.out" ||
         { why="echo check failed: $(tail -n2 "$work/host.out" | tr '\n' ' ')"; return 1; }
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+}
+
+# 256 more channels in one device: every node appears, and the last table
+# entry carries data (the configuration window reaches every entry).
+t_channels_256() {
+    local i msg="to the last of 258 channels"
+    extra_channels=()
+    for i in $(seq 0 255); do
+        extra_channels+=(--channel "c$i")
+    done
+    guest "$1" sh -c 'ls /dev/vmchannel | wc -l; cat /dev/vmchannel/c255'
+    extra_channels=()
+    "$XFER" wait --wait "$WAIT" "$work/ep/c255.sock" &&
+        printf '%s\n' "$msg" | socat -u - "UNIX-CONNECT:$work/ep/c255.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(cat "$work/guest.out")" = "$(printf '258\n%s' "$msg")" ] ||
+        { why="guest printed something else"; return 1; }
 }
 
 for kernel in "${kernels[@]}"; do
