@@ -1,13 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "event_loop.h"
 #include "log.h"
 
+#define MAX_EVENTS 32
+
 static int epoll_fd = -1;
 static bool stopping;
+static void *deferred[MAX_EVENTS * 4];
+static unsigned int ndeferred;
+
+static void free_deferred(void)
+{
+	while (ndeferred)
+		free(deferred[--ndeferred]);
+}
+
+void loop_defer_free(void *ptr)
+{
+	/* A full list leaks rather than risk a use after free. */
+	if (ndeferred == sizeof(deferred) / sizeof(deferred[0])) {
+		log_warn("deferred free list full: leaking %p", ptr);
+		return;
+	}
+	deferred[ndeferred++] = ptr;
+}
 
 int loop_init(void)
 {
@@ -17,6 +38,7 @@ int loop_init(void)
 
 void loop_fini(void)
 {
+	free_deferred();
 	if (epoll_fd >= 0)
 		close(epoll_fd);
 	epoll_fd = -1;
@@ -60,12 +82,13 @@ void loop_unwatch(struct watch *w)
 
 int loop_run(void)
 {
-	struct epoll_event evs[32];
+	struct epoll_event evs[MAX_EVENTS];
 	int i, n;
 
 	stopping = false;
 	while (!stopping) {
-		n = epoll_wait(epoll_fd, evs, 32, -1);
+		free_deferred();
+		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

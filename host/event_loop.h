@@ -26,6 +26,11 @@ int loop_watch(struct watch *w, int fd, uint32_t events, watch_fn *fn, void *opa
 /* Changes the interest of a watched descriptor; no system call if unchanged. */
 void loop_set_events(struct watch *w, uint32_t events);
 void loop_unwatch(struct watch *w);
+/*
+ * Frees @ptr once the events already fetched have been dispatched: an object
+ * holding a watch may go away while the current batch still names it.
+ */
+void loop_defer_free(void *ptr);
 /* Runs until loop_stop(); returns 0, or -1 on an epoll failure. */
 int loop_run(void);
 void loop_stop(void);

@@ -13,6 +13,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,8 +34,8 @@ static struct vmc_chan *chan_by_id(struct vmc_device *dev, uint32_t id)
 	unsigned int i;
 
 	for (i = 0; i < dev->nchans; i++)
-		if (dev->chans[i].id == id)
-			return &dev->chans[i];
+		if (dev->chans[i]->id == id)
+			return dev->chans[i];
 	return NULL;
 }
 
@@ -61,7 +62,7 @@ static void config_build(struct vmc_device *dev, struct vmchannel_config *cfg)
 	cfg->num_channels = htole16((uint16_t)dev->nchans);
 	cfg->select = htole16(dev->select);
 	if (dev->select < dev->nchans) {
-		const struct vmc_chan *ch = &dev->chans[dev->select];
+		const struct vmc_chan *ch = dev->chans[dev->select];
 
 		cfg->id = htole32(ch->id);
 		memcpy(cfg->name, ch->name, sizeof(cfg->name));
@@ -529,7 +530,7 @@ static void vmc_queue_kicked(void *opaque, unsigned int index)
 	}
 	/* New receive buffers: every channel may have something to send. */
 	for (i = 0; i < dev->nchans; i++)
-		chan_pump(&dev->chans[i]);
+		chan_pump(dev->chans[i]);
 }
 
 static void vmc_rings_stopped(void *opaque)
@@ -539,7 +540,7 @@ static void vmc_rings_stopped(void *opaque)
 
 	/* The guest driver is gone or reset: its sessions ended. */
 	for (i = 0; i < dev->nchans; i++)
-		guest_close(&dev->chans[i]);
+		guest_close(dev->chans[i]);
 }
 
 const struct vu_device_ops vmc_device_ops = {
@@ -551,6 +552,108 @@ const struct vu_device_ops vmc_device_ops = {
 	.rings_stopped = vmc_rings_stopped,
 };
 
+static struct vmc_chan *chan_by_name(struct vmc_device *dev, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < dev->nchans; i++)
+		if (!strcmp(dev->chans[i]->name, name))
+			return dev->chans[i];
+	return NULL;
+}
+
+/* Closes the channel's endpoint; the memory goes once the loop is done with it. */
+static void chan_destroy(struct vmc_chan *ch)
+{
+	guest_close(ch);
+	if (ch->client_fd >= 0)
+		chan_close_client(ch);
+	if (ch->listen_fd >= 0) {
+		loop_unwatch(&ch->listen_watch);
+		close(ch->listen_fd);
+		unlink(ch->path);
+	}
+	free(ch->buf);
+	loop_defer_free(ch);
+}
+
+static int chan_create(struct vmc_device *dev, const char *name)
+{
+	struct vmc_chan *ch;
+
+	if (dev->nchans == VMCHANNEL_MAX_CHANNELS) {
+		log_error("channel %s: the device has %u channels already", name, dev->nchans);
+		return -ENOSPC;
+	}
+	if (chan_by_name(dev, name)) {
+		log_error("channel %s exists already", name);
+		return -EEXIST;
+	}
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	ch->dev = dev;
+	ch->id = dev->next_id++;
+	ch->client_fd = -1;
+	ch->client_watch.fd = -1;
+	ch->listen_watch.fd = -1;
+	snprintf(ch->name, sizeof(ch->name), "%s", name);
+	if (endpoint_path(ch->path, sizeof(ch->path), dev->dir, ch->name) < 0) {
+		log_error("%s/%s.sock: path too long for a socket", dev->dir, ch->name);
+		free(ch);
+		return -ENAMETOOLONG;
+	}
+	ch->listen_fd = endpoint_listen(ch->path);
+	if (ch->listen_fd < 0) {
+		free(ch);
+		return -EIO;
+	}
+	if (loop_watch(&ch->listen_watch, ch->listen_fd, EPOLLIN, chan_accept, ch) < 0) {
+		close(ch->listen_fd);
+		unlink(ch->path);
+		free(ch);
+		return -EIO;
+	}
+	dev->chans[dev->nchans++] = ch;
+	return 0;
+}
+
+/* The table changed: a new generation, and the guest is told. */
+static void table_changed(struct vmc_device *dev)
+{
+	dev->generation++;
+	vu_dev_config_changed(&dev->vu);
+}
+
+int vmc_device_add_channel(struct vmc_device *dev, const char *name)
+{
+	int err = chan_create(dev, name);
+
+	if (!err) {
+		log_info("channel %s added", name);
+		table_changed(dev);
+	}
+	return err;
+}
+
+int vmc_device_remove_channel(struct vmc_device *dev, const char *name)
+{
+	struct vmc_chan *ch = chan_by_name(dev, name);
+	unsigned int i;
+
+	if (!ch)
+		return -ENOENT;
+	for (i = 0; dev->chans[i] != ch; i++)
+		;
+	memmove(&dev->chans[i], &dev->chans[i + 1],
+		(dev->nchans - i - 1) * sizeof(dev->chans[0]));
+	dev->nchans--;
+	chan_destroy(ch);
+	log_info("channel %s removed", name);
+	table_changed(dev);
+	return 0;
+}
+
 int vmc_device_init(struct vmc_device *dev, const char *dir, char **names,
 		    unsigned int n)
 {
@@ -560,29 +663,13 @@ int vmc_device_init(struct vmc_device *dev, const char *dir, char **names,
 	vu_dev_init(&dev->vu, &vmc_device_ops, dev);
 	dev->generation = 1;
 	dev->next_id = 1;
-	dev->chans = calloc(n ? n : 1, sizeof(*dev->chans));
+	dev->dir = dir;
+	dev->chans = calloc(VMCHANNEL_MAX_CHANNELS, sizeof(*dev->chans));
 	if (!dev->chans)
 		return -1;
-	for (i = 0; i < n; i++) {
-		struct vmc_chan *ch = &dev->chans[i];
-
-		ch->dev = dev;
-		ch->id = dev->next_id++;
-		ch->client_fd = -1;
-		ch->listen_fd = -1;
-		ch->client_watch.fd = -1;
-		ch->listen_watch.fd = -1;
-		strncpy(ch->name, names[i], sizeof(ch->name) - 1);
-		dev->nchans = i + 1;
-		if (endpoint_path(ch->path, sizeof(ch->path), dir, ch->name) < 0) {
-			log_error("%s/%s.sock: path too long for a socket", dir, ch->name);
+	for (i = 0; i < n; i++)
+		if (chan_create(dev, names[i]) < 0)
 			return -1;
-		}
-		ch->listen_fd = endpoint_listen(ch->path);
-		if (ch->listen_fd < 0 ||
-		    loop_watch(&ch->listen_watch, ch->listen_fd, EPOLLIN, chan_accept, ch) < 0)
-			return -1;
-	}
 	return 0;
 }
 
@@ -591,18 +678,8 @@ void vmc_device_fini(struct vmc_device *dev)
 	unsigned int i;
 
 	vu_dev_detach(&dev->vu);
-	for (i = 0; i < dev->nchans; i++) {
-		struct vmc_chan *ch = &dev->chans[i];
-
-		if (ch->client_fd >= 0)
-			chan_close_client(ch);
-		if (ch->listen_fd >= 0) {
-			loop_unwatch(&ch->listen_watch);
-			close(ch->listen_fd);
-			unlink(ch->path);
-		}
-		free(ch->buf);
-	}
+	for (i = 0; i < dev->nchans; i++)
+		chan_destroy(dev->chans[i]);
 	free(dev->chans);
 	dev->chans = NULL;
 	dev->nchans = 0;

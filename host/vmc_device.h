@@ -58,7 +58,8 @@ struct vmc_chan {
 
 struct vmc_device {
 	struct vu_dev vu;
-	struct vmc_chan *chans;
+	const char *dir;		/* where endpoints go */
+	struct vmc_chan **chans;	/* VMCHANNEL_MAX_CHANNELS slots, in table order */
 	unsigned int nchans;
 	uint32_t generation;
 	uint16_t select;
@@ -70,6 +71,9 @@ int vmc_device_init(struct vmc_device *dev, const char *dir, char **names,
 		    unsigned int n);
 /* Closes every endpoint and removes its socket. */
 void vmc_device_fini(struct vmc_device *dev);
+/* Adds or removes a channel at run time; the guest gets a config interrupt. */
+int vmc_device_add_channel(struct vmc_device *dev, const char *name);
+int vmc_device_remove_channel(struct vmc_device *dev, const char *name);
 
 extern const struct vu_device_ops vmc_device_ops;
 

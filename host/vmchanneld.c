@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "endpoint.h"
 #include "event_loop.h"
 #include "log.h"
@@ -44,6 +45,8 @@ static void usage(FILE *out)
 		"  --endpoint-dir DIR    where the channel sockets go (default: .)\n"
 		"  --channel NAME        serve channel NAME (repeatable): 1-63 bytes of\n"
 		"                        [A-Za-z0-9._:+-], not \".\" or \"..\"\n"
+		"  --control-socket PATH add/remove channels at run time through PATH\n"
+		"                        (lines: add NAME, remove NAME, list)\n"
 		"  --notify-fd FD        write READY=1 to FD once listening, then close it\n"
 		"  --print-qemu-args     print the QEMU options that attach the device\n"
 		"  --memory SIZE         guest memory for --print-qemu-args (default 1G)\n"
@@ -159,13 +162,14 @@ static bool check_names(char **names, unsigned int n)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_NOTIFY, OPT_QEMU,
+	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
 	       OPT_MEMORY, OPT_CAPS, OPT_HELP, OPT_VERSION };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
 		{ "endpoint-dir", required_argument, NULL, OPT_DIR },
 		{ "channel", required_argument, NULL, OPT_CHANNEL },
+		{ "control-socket", required_argument, NULL, OPT_CONTROL },
 		{ "notify-fd", required_argument, NULL, OPT_NOTIFY },
 		{ "print-qemu-args", no_argument, NULL, OPT_QEMU },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
@@ -175,7 +179,7 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 }
 	};
-	const char *socket_path = NULL, *dir = ".", *memory = "1G";
+	const char *socket_path = NULL, *dir = ".", *memory = "1G", *control_path = NULL;
 	char **names = calloc((size_t)argc, sizeof(*names));
 	unsigned int nnames = 0;
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
@@ -188,6 +192,7 @@ int main(int argc, char **argv)
 		case OPT_SOCKET: socket_path = optarg; break;
 		case OPT_DIR: dir = optarg; break;
 		case OPT_CHANNEL: names[nnames++] = optarg; break;
+		case OPT_CONTROL: control_path = optarg; break;
 		case OPT_MEMORY: memory = optarg; break;
 		case OPT_QEMU: qemu_args = true; break;
 		case 'v':
@@ -232,8 +237,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmchanneld: give exactly one of --socket-path and --fd\n");
 		return EXIT_USAGE;
 	}
-	if (!nnames || nnames > VMCHANNEL_MAX_CHANNELS) {
-		fprintf(stderr, "vmchanneld: give 1 to %d --channel options\n",
+	if ((!nnames && !control_path) || nnames > VMCHANNEL_MAX_CHANNELS) {
+		fprintf(stderr, "vmchanneld: give 1 to %d --channel options (or a control socket)\n",
 			VMCHANNEL_MAX_CHANNELS);
 		return EXIT_USAGE;
 	}
@@ -254,6 +259,8 @@ int main(int argc, char **argv)
 	device.vu.disconnected = frontend_disconnected;
 	if (loop_watch(&frontend_watch, listen_fd, EPOLLIN, frontend_accept, NULL) < 0)
 		goto out_device;
+	if (control_path && control_init(control_path, &device) < 0)
+		goto out_device;
 	if (notify_fd >= 0) {
 		if (write(notify_fd, "READY=1\n", 8) != 8)
 			log_warn("cannot write to the notify fd: %s", strerror(errno));
@@ -262,6 +269,7 @@ int main(int argc, char **argv)
 	log_info("serving %u channels in %s", nnames, dir);
 	status = loop_run() < 0 ? 1 : 0;
 out_device:
+	control_fini();
 	vmc_device_fini(&device);
 	close(listen_fd);
 	if (socket_path)

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256)
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build vmc-xfer"; exit 1; }
@@ -135,6 +135,32 @@ t_channels_256() {
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     [ "$(cat "$work/guest.out")" = "$(printf '258\n%s' "$msg")" ] ||
         { why="guest printed something else"; return 1; }
+}
+
+# control COMMAND: one line to vmchanneld's control socket; succeeds on "ok".
+control() {
+    "$XFER" wait --wait "$WAIT" "$work/ep/control" &&
+        [ "$(printf '%s\n' "$1" | socat -t 5 - "UNIX-CONNECT:$work/ep/control")" = ok ]
+}
+
+# A channel added while the guest runs appears as a node and carries data; when
+# it is removed, a reader blocked on it wakes with an error and the node goes.
+t_hotplug() {
+    local msg="hot-added $RANDOM"
+    guest "$1" sh -c "$XFER wait --wait $WAIT /dev/vmchannel/late &&
+        cat /dev/vmchannel/late && echo done > /dev/vmchannel/t &&
+        { cat /dev/vmchannel/late; echo \"rc=\$?\"; } &&
+        if [ -e /dev/vmchannel/late ]; then echo still-there; else echo gone; fi"
+    control "add late" || { why="add refused"; return 1; }
+    "$XFER" wait --wait "$WAIT" "$work/ep/late.sock" &&
+        printf '%s\n' "$msg" | socat -u - "UNIX-CONNECT:$work/ep/late.sock"
+    # The guest has read it when it writes to t; only then remove.
+    [ "$(socat -u "UNIX-CONNECT:$work/ep/t.sock" -)" = done ] || { why="no sync"; return 1; }
+    control "remove late" || { why="remove refused"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(head -n1 "$work/guest.out")" = "$msg" ] || { why="data lost"; return 1; }
+    grep -qx 'rc=1' "$work/guest.out" || { why="blocked reader did not fail"; return 1; }
+    [ "$(tail -n1 "$work/guest.out")" = gone ] || { why="node still there"; return 1; }
 }
 
 for kernel in "${kernels[@]}"; do

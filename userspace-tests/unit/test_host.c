@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <endian.h>
+#include <errno.h>
 #include <linux/virtio_ring.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,10 +298,62 @@ static void test_config_window(void)
 	CU_ASSERT_FALSE(vmc_device_ops.get_config(dev, 0xfffffff0u, (uint8_t *)&cfg, 32));
 
 	/* The endpoints exist while the device does, and go with it. */
-	snprintf(path, sizeof(path), "%s", dev->chans[0].path);
+	snprintf(path, sizeof(path), "%s", dev->chans[0]->path);
 	CU_ASSERT_EQUAL(access(path, F_OK), 0);
 	vmc_device_fini(dev);
 	CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+	loop_fini();
+	rmdir(dir);
+	free(dev);
+}
+
+/* Channels come and go at run time; the table and the sockets follow. */
+static void test_add_remove_channel(void)
+{
+	char dir[] = "/tmp/vmc-unit.XXXXXX";
+	char *names[] = { "a" };
+	struct vmc_device *dev = calloc(1, sizeof(*dev));
+	struct vmchannel_config cfg;
+	char path[128];
+	uint32_t gen;
+
+	VMC_ASSERT_FATAL(dev && mkdtemp(dir));
+	VMC_ASSERT_FATAL(loop_init() == 0);
+	VMC_ASSERT_FATAL(vmc_device_init(dev, dir, names, 1) == 0);
+	CU_ASSERT_TRUE(vmc_device_ops.get_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	gen = le32toh(cfg.generation);
+
+	CU_ASSERT_EQUAL(vmc_device_add_channel(dev, "b"), 0);
+	CU_ASSERT_EQUAL(vmc_device_add_channel(dev, "b"), -EEXIST);
+	CU_ASSERT_EQUAL(vmc_device_remove_channel(dev, "zz"), -ENOENT);
+	cfg.select = htole16(1);
+	CU_ASSERT_TRUE(vmc_device_ops.set_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_TRUE(vmc_device_ops.get_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_NOT_EQUAL(le32toh(cfg.generation), gen);
+	CU_ASSERT_EQUAL(le16toh(cfg.num_channels), 2);
+	CU_ASSERT_STRING_EQUAL((char *)cfg.name, "b");
+	CU_ASSERT_EQUAL(le32toh(cfg.id), 2);
+	snprintf(path, sizeof(path), "%s/b.sock", dir);
+	CU_ASSERT_EQUAL(access(path, F_OK), 0);
+
+	/* Removing "a" moves "b" to entry 0; ids are never reused. */
+	gen = le32toh(cfg.generation);
+	CU_ASSERT_EQUAL(vmc_device_remove_channel(dev, "a"), 0);
+	CU_ASSERT_EQUAL(vmc_device_add_channel(dev, "a"), 0);
+	cfg.select = 0;
+	CU_ASSERT_TRUE(vmc_device_ops.set_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_TRUE(vmc_device_ops.get_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_NOT_EQUAL(le32toh(cfg.generation), gen);
+	CU_ASSERT_STRING_EQUAL((char *)cfg.name, "b");
+	cfg.select = htole16(1);
+	CU_ASSERT_TRUE(vmc_device_ops.set_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_TRUE(vmc_device_ops.get_config(dev, 0, (uint8_t *)&cfg, sizeof(cfg)));
+	CU_ASSERT_STRING_EQUAL((char *)cfg.name, "a");
+	CU_ASSERT_EQUAL(le32toh(cfg.id), 3);
+
+	CU_ASSERT_EQUAL(vmc_device_remove_channel(dev, "b"), 0);
+	CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+	vmc_device_fini(dev);
 	loop_fini();
 	rmdir(dir);
 	free(dev);
@@ -324,4 +377,5 @@ void register_host_tests(void)
 
 	s = vmc_add_suite("host device model");
 	vmc_add_test(s, "configuration window", test_config_window);
+	vmc_add_test(s, "channels added and removed at run time", test_add_remove_channel);
 }

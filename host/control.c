@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "endpoint.h"
+#include "event_loop.h"
+#include "log.h"
+
+#define LINE_MAX_LEN 256
+
+static struct {
+	const char *path;
+	struct vmc_device *dev;
+	int listen_fd;
+	struct watch listen_watch;
+	int client_fd;
+	struct watch client_watch;
+	char line[LINE_MAX_LEN];
+	size_t len;
+} ctl = { .listen_fd = -1, .client_fd = -1 };
+
+static void reply(const char *text)
+{
+	size_t len = strlen(text);
+
+	/* Answers are short; a client that does not read them is dropped. */
+	if (send(ctl.client_fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len)
+		log_warn("control: cannot answer");
+}
+
+static bool name_ok(const char *name)
+{
+	__u8 field[VMCHANNEL_NAME_SIZE] = { 0 };
+	size_t len = strlen(name);
+
+	if (len >= VMCHANNEL_NAME_SIZE)
+		return false;
+	memcpy(field, name, len);
+	return vmchannel_name_check(field) == VMCHANNEL_NAME_OK;
+}
+
+static void execute(char *line)
+{
+	char answer[LINE_MAX_LEN * 2] = "ok";
+	char *arg = strchr(line, ' ');
+	unsigned int i;
+	size_t used;
+	int err;
+
+	if (arg)
+		*arg++ = '\0';
+	if (!strcmp(line, "list") && !arg) {
+		used = strlen(answer);
+		for (i = 0; i < ctl.dev->nchans && used + VMCHANNEL_NAME_SIZE + 2 < sizeof(answer); i++)
+			used += (size_t)snprintf(answer + used, sizeof(answer) - used, " %s",
+						 ctl.dev->chans[i]->name);
+		strcat(answer, "\n");
+		reply(answer);
+		return;
+	}
+	if ((strcmp(line, "add") && strcmp(line, "remove")) || !arg) {
+		reply("error: commands are add NAME, remove NAME, list\n");
+		return;
+	}
+	if (!name_ok(arg)) {
+		reply("error: invalid channel name\n");
+		return;
+	}
+	err = !strcmp(line, "add") ? vmc_device_add_channel(ctl.dev, arg) :
+				     vmc_device_remove_channel(ctl.dev, arg);
+	if (err) {
+		snprintf(answer, sizeof(answer), "error: %s\n", strerror(-err));
+		reply(answer);
+		return;
+	}
+	reply("ok\n");
+}
+
+static void client_close(void)
+{
+	loop_unwatch(&ctl.client_watch);
+	close(ctl.client_fd);
+	ctl.client_fd = -1;
+	ctl.len = 0;
+	loop_set_events(&ctl.listen_watch, EPOLLIN);
+}
+
+static void client_ready(void *opaque, uint32_t events)
+{
+	ssize_t n;
+	char *nl;
+
+	(void)opaque;
+	(void)events;
+	n = read(ctl.client_fd, ctl.line + ctl.len, sizeof(ctl.line) - 1 - ctl.len);
+	if (n <= 0) {
+		if (n < 0 && errno == EAGAIN)
+			return;
+		client_close();
+		return;
+	}
+	ctl.len += (size_t)n;
+	ctl.line[ctl.len] = '\0';
+	while ((nl = strchr(ctl.line, '\n'))) {
+		*nl = '\0';
+		execute(ctl.line);
+		ctl.len -= (size_t)(nl + 1 - ctl.line);
+		memmove(ctl.line, nl + 1, ctl.len + 1);
+	}
+	if (ctl.len == sizeof(ctl.line) - 1) {
+		reply("error: line too long\n");
+		client_close();
+	}
+}
+
+static void accept_ready(void *opaque, uint32_t events)
+{
+	int fd;
+
+	(void)opaque;
+	(void)events;
+	fd = endpoint_accept(ctl.listen_fd);
+	if (fd < 0)
+		return;
+	ctl.client_fd = fd;
+	if (loop_watch(&ctl.client_watch, fd, EPOLLIN, client_ready, NULL) < 0) {
+		close(fd);
+		ctl.client_fd = -1;
+		return;
+	}
+	/* One controller at a time; others wait in the backlog. */
+	loop_set_events(&ctl.listen_watch, 0);
+}
+
+int control_init(const char *path, struct vmc_device *dev)
+{
+	ctl.path = path;
+	ctl.dev = dev;
+	ctl.listen_fd = endpoint_listen(path);
+	if (ctl.listen_fd < 0)
+		return -1;
+	return loop_watch(&ctl.listen_watch, ctl.listen_fd, EPOLLIN, accept_ready, NULL);
+}
+
+void control_fini(void)
+{
+	if (ctl.client_fd >= 0)
+		client_close();
+	if (ctl.listen_fd >= 0) {
+		loop_unwatch(&ctl.listen_watch);
+		close(ctl.listen_fd);
+		unlink(ctl.path);
+		ctl.listen_fd = -1;
+	}
+}
