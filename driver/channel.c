@@ -103,6 +103,16 @@ struct vmc_channel *vmc_channel_get_by_id(struct vmc_dev *vmc, u32 id)
 	return ch;
 }
 
+/* Tells udev the host end came or went (KOBJ_CHANGE on the node). */
+void vmc_channel_state_changed(struct vmc_channel *ch)
+{
+	/* Under the minor lock the node cannot be destroyed meanwhile. */
+	mutex_lock(&vmc_minor_lock);
+	if (ch->node)
+		kobject_uevent(&ch->node->kobj, KOBJ_CHANGE);
+	mutex_unlock(&vmc_minor_lock);
+}
+
 /* True when another device's channel already owns @name as its node name. */
 static bool vmc_node_name_taken(const char *name)
 {
@@ -148,11 +158,12 @@ static int vmc_channel_add(struct vmc_dev *vmc, u32 id, const u8 *name)
 	}
 	/* '@' is not allowed in names, so the fallback never hides a real one. */
 	if (vmc_node_name_taken(ch->name))
-		node = device_create(vmc_class, parent, vmc_devt + ch->minor, ch,
-				     "%s@%s", ch->name, dev_name(parent));
+		node = device_create_with_groups(vmc_class, parent, vmc_devt + ch->minor,
+						 ch, vmc_channel_groups, "%s@%s",
+						 ch->name, dev_name(parent));
 	else
-		node = device_create(vmc_class, parent, vmc_devt + ch->minor, ch,
-				     "%s", ch->name);
+		node = device_create_with_groups(vmc_class, parent, vmc_devt + ch->minor,
+						 ch, vmc_channel_groups, "%s", ch->name);
 	if (IS_ERR(node)) {
 		err = PTR_ERR(node);
 		goto err_remove_minor;

@@ -244,6 +244,7 @@ static ssize_t vmc_write(struct file *file, const char __user *buf,
 			break;
 		spin_lock_irq(&ch->lock);
 		ch->tx_cnt += n;
+		ch->tx_bytes += n;
 		spin_unlock_irq(&ch->lock);
 		done += n;
 	}

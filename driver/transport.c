@@ -80,6 +80,7 @@ static void vmc_rx_data(struct vmc_channel *ch, const u8 *data, u32 len)
 	memcpy(ch->ring + pos, data, first);
 	memcpy(ch->ring, data + first, len - first);
 	ch->rx_cnt += len;
+	ch->rx_bytes += len;
 }
 
 static void vmc_rx_eof(struct vmc_channel *ch)
@@ -101,9 +102,11 @@ static void vmc_rx_message(struct vmc_channel *ch, const struct vmchannel_hdr *h
 			   const u8 *payload, u32 len)
 {
 	u16 type = le16_to_cpu(hdr->type);
+	bool was_connected, connected;
 	unsigned long flags;
 
 	spin_lock_irqsave(&ch->lock, flags);
+	was_connected = ch->host_connected;
 	if (type == VMCHANNEL_MSG_OPEN && ch->session && !ch->acked)
 		ch->acked = true;
 	/* Anything before the device's OPEN belongs to an earlier session. */
@@ -127,8 +130,11 @@ static void vmc_rx_message(struct vmc_channel *ch, const struct vmchannel_hdr *h
 		break;
 	}
 out_unlock:
+	connected = ch->host_connected;
 	spin_unlock_irqrestore(&ch->lock, flags);
 	wake_up_interruptible_all(&ch->wait);
+	if (connected != was_connected)
+		vmc_channel_state_changed(ch);
 }
 
 /* Validates a used rx buffer; every field comes from the untrusted device. */

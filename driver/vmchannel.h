@@ -7,6 +7,7 @@
  * channel.c    channel lifetime: character device nodes, table sync
  * fops.c       the file operations of /dev/vmchannel/<name>
  * transport.c  messages on the virtqueues, credit accounting
+ * sysfs.c      attributes under /sys/class/vmchannel/<node>/
  *
  * Lock order: vmc_dev.table_lock -> vmc_minor_lock -> vmc_channel.open_lock ->
  * vmc_channel.lock -> vmc_dev.tx_lock / vmc_dev.rx_lock.
@@ -94,6 +95,8 @@ struct vmc_dev {
  * @fwd_reported: @fwd_cnt as last told to the device
  * @eof: stream positions of end-of-stream marks not yet read, oldest first
  * @n_eof: entries in @eof
+ * @rx_bytes: bytes received from the host since the channel appeared
+ * @tx_bytes: bytes sent to the host since the channel appeared
  * @tx_cnt: payload bytes sent in the session
  * @peer_buf_alloc: the device's receive buffer for this channel
  * @peer_fwd_cnt: bytes the device has consumed of what we sent
@@ -123,6 +126,8 @@ struct vmc_channel {
 	u32 fwd_reported;
 	u32 eof[VMC_MAX_EOF_MARKS];
 	unsigned int n_eof;
+	u64 rx_bytes;
+	u64 tx_bytes;
 	u32 tx_cnt;
 	u32 peer_buf_alloc;
 	u32 peer_fwd_cnt;
@@ -140,6 +145,10 @@ void vmc_channels_remove_all(struct vmc_dev *vmc);
 struct vmc_channel *vmc_channel_get_by_minor(unsigned int minor);
 struct vmc_channel *vmc_channel_get_by_id(struct vmc_dev *vmc, u32 id);
 void vmc_channel_put(struct vmc_channel *ch);
+void vmc_channel_state_changed(struct vmc_channel *ch);
+
+/* sysfs.c */
+extern const struct attribute_group *vmc_channel_groups[];
 
 /* fops.c */
 extern const struct file_operations vmc_fops;

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug)
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build vmc-xfer"; exit 1; }
@@ -161,6 +161,30 @@ t_hotplug() {
     [ "$(head -n1 "$work/guest.out")" = "$msg" ] || { why="data lost"; return 1; }
     grep -qx 'rc=1' "$work/guest.out" || { why="blocked reader did not fail"; return 1; }
     [ "$(tail -n1 "$work/guest.out")" = gone ] || { why="node still there"; return 1; }
+}
+
+# /sys/class/vmchannel/<name>/: name, id, host_connected while a host program
+# is connected and after it left, byte counters.
+t_sysfs() {
+    local s=/sys/class/vmchannel/t
+    # One open for the whole session: a close would end it (docs/design.md).
+    guest "$1" sh -c "cat $s/name $s/id; exec 3</dev/vmchannel/t; head -c 5 <&3; echo;
+        cat $s/host_connected; echo go > /dev/vmchannel/echo;
+        cat <&3; cat $s/host_connected $s/rx_bytes $s/tx_bytes"
+    mkfifo "$work/fifo"
+    "$XFER" wait --wait "$WAIT" "$work/ep/t.sock" &&
+        socat -u - "UNIX-CONNECT:$work/ep/t.sock" <"$work/fifo" &
+    local holder=$!
+    exec 8>"$work/fifo"
+    printf hello >&8
+    # The guest has checked host_connected when it says "go" on echo.
+    [ "$(socat -u "UNIX-CONNECT:$work/ep/echo.sock" -)" = go ] || why="no sync"
+    exec 8>&-
+    wait "$holder"
+    rm -f "$work/fifo"
+    guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
+    [ "$(cat "$work/guest.out")" = "$(printf 't\n1\nhello\n1\n0\n5\n0')" ] ||
+        { why="guest printed $(tr '\n' ' ' <"$work/guest.out")"; return 1; }
 }
 
 for kernel in "${kernels[@]}"; do
