@@ -202,6 +202,7 @@ static void vmc_channel_remove(struct vmc_dev *vmc, struct vmc_channel *ch)
 	ch->removed = true;
 	spin_unlock_irq(&ch->lock);
 	wake_up_interruptible_all(&ch->wait);
+	kill_fasync(&ch->fasync, SIGIO, POLL_HUP);
 	vmc_channel_put(ch);
 }
 

@@ -13,6 +13,7 @@
 #include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <asm/ioctls.h>
 
 #include "vmchannel.h"
 
@@ -268,6 +269,27 @@ static __poll_t vmc_poll(struct file *file, poll_table *wait)
 	return mask;
 }
 
+static int vmc_fasync(int fd, struct file *file, int on)
+{
+	struct vmc_channel *ch = file->private_data;
+
+	return fasync_helper(fd, file, on, &ch->fasync);
+}
+
+/* FIONREAD: the bytes a read would return now (up to an end of stream). */
+static long vmc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct vmc_channel *ch = file->private_data;
+	u32 avail;
+
+	if (cmd != FIONREAD)
+		return -ENOTTY;
+	spin_lock_irq(&ch->lock);
+	avail = (ch->n_eof ? ch->eof[0] : ch->rx_cnt) - ch->fwd_cnt;
+	spin_unlock_irq(&ch->lock);
+	return put_user((int)avail, (int __user *)arg);
+}
+
 const struct file_operations vmc_fops = {
 	.owner = THIS_MODULE,
 	.open = vmc_open,
@@ -275,4 +297,7 @@ const struct file_operations vmc_fops = {
 	.read = vmc_read,
 	.write = vmc_write,
 	.poll = vmc_poll,
+	.fasync = vmc_fasync,
+	.unlocked_ioctl = vmc_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
 };

@@ -133,6 +133,7 @@ out_unlock:
 	connected = ch->host_connected;
 	spin_unlock_irqrestore(&ch->lock, flags);
 	wake_up_interruptible_all(&ch->wait);
+	kill_fasync(&ch->fasync, SIGIO, POLL_IN);
 	if (connected != was_connected)
 		vmc_channel_state_changed(ch);
 }

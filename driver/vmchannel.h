@@ -16,6 +16,7 @@
 #define VMCHANNEL_PRIV_H
 
 #include <linux/device.h>
+#include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
@@ -101,6 +102,7 @@ struct vmc_dev {
  * @peer_buf_alloc: the device's receive buffer for this channel
  * @peer_fwd_cnt: bytes the device has consumed of what we sent
  * @wait: readers, writers and pollers
+ * @fasync: files that asked for SIGIO (fasync_helper() locks it)
  */
 struct vmc_channel {
 	struct kref kref;
@@ -132,6 +134,7 @@ struct vmc_channel {
 	u32 peer_buf_alloc;
 	u32 peer_fwd_cnt;
 	wait_queue_head_t wait;
+	struct fasync_struct *fasync;
 };
 
 /* main.c */

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs)
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build vmc-xfer"; exit 1; }
@@ -184,6 +184,18 @@ t_sysfs() {
     rm -f "$work/fifo"
     guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
     [ "$(cat "$work/guest.out")" = "$(printf 't\n1\nhello\n1\n0\n5\n0')" ] ||
+        { why="guest printed $(tr '\n' ' ' <"$work/guest.out")"; return 1; }
+}
+
+# fasync: SIGIO when bytes arrive; FIONREAD counts them.
+t_async() {
+    guest "$1" "$XFER" async-probe --ready /dev/vmchannel/echo --wait "$WAIT" /dev/vmchannel/t
+    # The guest has armed SIGIO when it says "ready" on echo.
+    "$XFER" wait --wait "$WAIT" "$work/ep/echo.sock" &&
+        [ "$(socat -u "UNIX-CONNECT:$work/ep/echo.sock" -)" = ready ] || why="no sync"
+    printf hello | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
+    [ "$(cat "$work/guest.out")" = "sigio fionread=5" ] ||
         { why="guest printed $(tr '\n' ' ' <"$work/guest.out")"; return 1; }
 }
 
