@@ -167,9 +167,9 @@ static void vmc_rx_buffer(struct vmc_dev *vmc, const u8 *buf, unsigned int used)
 	}
 	ch = vmc_channel_get_by_id(vmc, le32_to_cpu(hdr->channel_id));
 	if (!ch) {
-		/* Normal for a channel removed while messages were in flight. */
-		dev_dbg(dev, "rx: message for unknown channel %u\n",
-			le32_to_cpu(hdr->channel_id));
+		/* Also seen, rarely, for a channel removed with messages in flight. */
+		dev_warn_ratelimited(dev, "rx: message for unknown channel %u: dropped\n",
+				     le32_to_cpu(hdr->channel_id));
 		return;
 	}
 	vmc_rx_message(ch, hdr, buf + sizeof(*hdr), len);

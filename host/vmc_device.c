@@ -57,15 +57,25 @@ static uint32_t chan_buf_alloc(const struct vmc_chan *ch)
 
 static void config_build(struct vmc_device *dev, struct vmchannel_config *cfg)
 {
+	unsigned int total = dev->nchans + vmc_fault_extra_entries(dev->faults);
+	const struct vmc_chan *last = dev->nchans ? dev->chans[dev->nchans - 1] : NULL;
+
 	memset(cfg, 0, sizeof(*cfg));
+	if (dev->faults & (1u << VMC_FAULT_GENERATION_FLAP))
+		dev->generation++;
 	cfg->generation = htole32(dev->generation);
-	cfg->num_channels = htole16((uint16_t)dev->nchans);
+	cfg->num_channels = htole16((uint16_t)total);
+	if (dev->faults & (1u << VMC_FAULT_COUNT_HUGE))
+		cfg->num_channels = htole16(UINT16_MAX);
 	cfg->select = htole16(dev->select);
 	if (dev->select < dev->nchans) {
 		const struct vmc_chan *ch = dev->chans[dev->select];
 
 		cfg->id = htole32(ch->id);
 		memcpy(cfg->name, ch->name, sizeof(cfg->name));
+	} else if (dev->select < total) {
+		vmc_fault_entry(dev->faults, dev->select - dev->nchans, last ? last->id : 0,
+				last ? last->name : "", cfg);
 	}
 }
 
@@ -150,6 +160,21 @@ static bool send_ctrl(struct vmc_chan *ch, enum vmchannel_msg_type type)
 	return true;
 }
 
+/* Sends the next bad message of --fault; false when no rx buffer is available. */
+static bool send_fault(struct vmc_chan *ch, unsigned int k)
+{
+	struct vmchannel_hdr hdr;
+	struct vq_elem elem;
+	uint32_t used;
+
+	if (!rx_pop(ch->dev, &elem))
+		return false;
+	used = vmc_fault_rx_message(ch->dev->faults, k, ch->id, (uint32_t)elem.in_len, &hdr);
+	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
+	rx_push(ch->dev, &elem, used);
+	return true;
+}
+
 /* Takes the bytes the writable part of @elem holds after the header. */
 static unsigned int payload_iov(const struct vq_elem *elem, size_t max, struct iovec *iov)
 {
@@ -230,6 +255,12 @@ static void chan_pump(struct vmc_chan *ch)
 		if (!send_ctrl(ch, VMCHANNEL_MSG_OPEN))
 			goto out;
 		ch->send_open_ack = false;
+		sent = true;
+	}
+	while (ch->send_faults) {
+		if (!send_fault(ch, vmc_fault_rx_messages(ch->dev->faults) - ch->send_faults))
+			goto out;
+		ch->send_faults--;
 		sent = true;
 	}
 	if (ch->send_connect) {
@@ -405,6 +436,7 @@ static void guest_open(struct vmc_chan *ch)
 	ch->fwd_cnt = ch->fwd_reported = 0;
 	ch->tx_cnt = 0;
 	ch->send_open_ack = true;
+	ch->send_faults = vmc_fault_rx_messages(ch->dev->faults);
 	ch->send_connect = ch->client_fd >= 0;
 	ch->connect_sent = false;
 	ch->send_disconnect = false;
@@ -418,6 +450,7 @@ static void guest_close(struct vmc_chan *ch)
 		return;
 	ch->guest_open = false;
 	ch->send_open_ack = ch->send_connect = ch->send_disconnect = false;
+	ch->send_faults = 0;
 	ch->send_credit = false;
 	ch->connect_sent = false;
 	if (ch->client_fd >= 0) {

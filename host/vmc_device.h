@@ -12,6 +12,7 @@
 #include <linux/vmchannel.h>
 
 #include "event_loop.h"
+#include "fault_injection.h"
 #include "vu_dev.h"
 
 /* Bytes the device holds per channel from the guest (its buf_alloc). */
@@ -38,6 +39,7 @@ struct vmc_chan {
 	/* Guest session. */
 	bool guest_open;
 	bool send_open_ack;		/* messages owed to the guest, in order */
+	unsigned int send_faults;	/* --fault messages still to send */
 	bool send_connect;
 	bool connect_sent;
 	bool send_disconnect;
@@ -64,6 +66,7 @@ struct vmc_device {
 	uint32_t generation;
 	uint16_t select;
 	uint32_t next_id;
+	vmc_faults faults;		/* test-only hostile behaviour */
 };
 
 /* Sets up the device with channels named @names and their endpoints in @dir. */

@@ -52,9 +52,12 @@ static void usage(FILE *out)
 		"  --memory SIZE         guest memory for --print-qemu-args (default 1G)\n"
 		"  --print-capabilities  print the back-end capabilities (JSON)\n"
 		"  -v, --verbose         more log output (twice for debug)\n"
+		"  --fault CASE          TESTS ONLY: behave as a hostile device (repeatable);\n"
+		"                        CASE is one of: %s\n"
 		"  --help, --version\n"
 		"\n"
-		"Exit status: 0 clean exit, 1 runtime error, 2 bad command line.\n");
+		"Exit status: 0 clean exit, 1 runtime error, 2 bad command line.\n",
+		vmc_fault_names());
 }
 
 static void print_qemu_args(const char *socket_path, const char *memory)
@@ -163,7 +166,7 @@ static bool check_names(char **names, unsigned int n)
 int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
-	       OPT_MEMORY, OPT_CAPS, OPT_HELP, OPT_VERSION };
+	       OPT_MEMORY, OPT_CAPS, OPT_FAULT, OPT_HELP, OPT_VERSION };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -174,6 +177,7 @@ int main(int argc, char **argv)
 		{ "print-qemu-args", no_argument, NULL, OPT_QEMU },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
+		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -184,6 +188,7 @@ int main(int argc, char **argv)
 	unsigned int nnames = 0;
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
 	bool qemu_args = false;
+	vmc_faults faults = 0;
 
 	if (!names)
 		return 1;
@@ -195,6 +200,14 @@ int main(int argc, char **argv)
 		case OPT_CONTROL: control_path = optarg; break;
 		case OPT_MEMORY: memory = optarg; break;
 		case OPT_QEMU: qemu_args = true; break;
+		case OPT_FAULT:
+			if (vmc_fault_parse(optarg) < 0) {
+				fprintf(stderr, "vmchanneld: unknown fault '%s'; one of: %s\n",
+					optarg, vmc_fault_names());
+				return EXIT_USAGE;
+			}
+			faults |= 1u << vmc_fault_parse(optarg);
+			break;
 		case 'v':
 			if (log_threshold < LOG_DEBUG)
 				log_threshold++;
@@ -257,6 +270,9 @@ int main(int argc, char **argv)
 	if (vmc_device_init(&device, dir, names, nnames) < 0)
 		goto out_device;
 	device.vu.disconnected = frontend_disconnected;
+	device.faults = faults;
+	if (faults)
+		log_warn("fault injection on: this device is hostile on purpose");
 	if (loop_watch(&frontend_watch, listen_fd, EPOLLIN, frontend_accept, NULL) < 0)
 		goto out_device;
 	if (control_path && control_init(control_path, &device) < 0)

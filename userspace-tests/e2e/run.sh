@@ -23,7 +23,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async)
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async
+           hostile_table hostile_rx hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build vmc-xfer"; exit 1; }
@@ -37,13 +38,14 @@ failed=0
 # and any in $extra_channels) in the background; its output goes to
 # $work/guest.out, its status to $work/guest.status.
 extra_channels=()
+extra_vm_args=()
 guest() {
     local kernel=$1
     shift
     rm -rf "$work/ep" "$work/guest.out" "$work/guest.status"
     mkdir -p "$work/ep"
     ( "$VM_RUN" --kernel "$kernel" --timeout "$TIMEOUT" --endpoint-dir "$work/ep" \
-        --channel t --channel echo "${extra_channels[@]}" -- "$@" >"$work/guest.out" 2>&1
+        --channel t --channel echo "${extra_channels[@]}" "${extra_vm_args[@]}" -- "$@" >"$work/guest.out" 2>&1
       echo $? >"$work/guest.status" ) &
     guest_pid=$!
 }
@@ -197,6 +199,85 @@ t_async() {
     guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
     [ "$(cat "$work/guest.out")" = "sigio fionread=5" ] ||
         { why="guest printed $(tr '\n' ' ' <"$work/guest.out")"; return 1; }
+}
+
+# The hostile device (vmchanneld --fault).  The guest lists its nodes, proves
+# channel t still works, and prints the driver's log lines.
+hostile_guest() {
+    local kernel=$1 c
+    shift
+    extra_vm_args=()
+    for c in "$@"; do
+        extra_vm_args+=("--daemon-arg=--fault=$c")
+    done
+    guest "$kernel" sh -c 'echo nodes: $(ls /dev/vmchannel 2>/dev/null)
+        [ -e /dev/vmchannel/t ] && echo "t: $(cat /dev/vmchannel/t)"
+        dmesg | grep -E "vmchannel|virtio"'
+    if [ -n "$alive" ]; then
+        "$XFER" wait --wait "$WAIT" "$work/ep/t.sock" &&
+            printf '%s' "$alive" | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    fi
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    extra_vm_args=()
+}
+
+# expect_lines PATTERN N: the guest printed exactly N lines matching PATTERN.
+expect_lines() {
+    local n
+    n=$(grep -c -- "$1" "$work/guest.out")
+    [ "$n" = "$2" ] || { why="$n lines match '$1', expected $2"; return 1; }
+}
+
+# Bad table entries: one log line each, no node, the good channels unharmed.
+# "victim" is the last real channel, whose id and name the dup cases reuse:
+# both sides of a clash are refused.
+t_hostile_table() {
+    local alive=alive
+    extra_channels=(--channel victim)
+    hostile_guest "$1" name-empty name-unterminated name-dot name-dotdot name-slash \
+        name-nonprint name-trailing id-zero flags dup-id dup-name || return 1
+    extra_channels=()
+    grep -qx "nodes: echo t" "$work/guest.out" || { why="nodes: $(grep nodes: "$work/guest.out")"; return 1; }
+    grep -qx "t: alive" "$work/guest.out" || { why="channel t did not work"; return 1; }
+    expect_lines "ignoring channel entry" 12 &&
+        expect_lines "invalid name: empty" 1 &&
+        expect_lines "invalid name: not NUL-terminated" 1 &&
+        expect_lines 'invalid name: "." or ".."' 2 &&
+        expect_lines "invalid name: byte outside" 2 &&
+        expect_lines "invalid name: bytes after the NUL" 1 &&
+        expect_lines "channel id 0" 1 &&
+        expect_lines "reserved flags set" 1 &&
+        expect_lines "duplicate channel id" 2 &&
+        expect_lines "duplicate name" 1
+}
+
+# Bad messages on rxq: one log line each, dropped, the channel's data intact.
+t_hostile_rx() {
+    local alive=alive
+    hostile_guest "$1" rx-used-len rx-short rx-payload-len rx-type rx-channel rx-empty-data ||
+        return 1
+    grep -qx "t: alive" "$work/guest.out" || { why="channel t did not work"; return 1; }
+    expect_lines "rx: used length" 2 &&
+        expect_lines "rx: payload length 1000, used 24" 1 &&
+        expect_lines "rx: bad message type 30583" 1 &&
+        expect_lines "rx: bad message type 1 (length 0)" 1 &&
+        expect_lines "rx: message for unknown channel" 1
+}
+
+# A channel count beyond the limit, and a table that never holds still:
+# one log line, no channels, no crash.
+t_hostile_count() {
+    local alive=
+    hostile_guest "$1" count-huge || return 1
+    grep -qx "nodes:" "$work/guest.out" || { why="nodes were created"; return 1; }
+    expect_lines "device offers 65535 channels, more than [0-9]*: ignored" 1
+}
+
+t_hostile_generation() {
+    local alive=
+    hostile_guest "$1" generation-flap || return 1
+    grep -qx "nodes:" "$work/guest.out" || { why="nodes were created"; return 1; }
+    expect_lines "channel table unreadable or changing constantly" 1
 }
 
 for kernel in "${kernels[@]}"; do
