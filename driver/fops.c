@@ -27,6 +27,7 @@ static void vmc_session_start(struct vmc_channel *ch, u8 *ring)
 	ch->session = true;
 	ch->acked = false;
 	ch->host_connected = false;
+	ch->connections = 0;
 	ch->rx_cnt = 0;
 	ch->fwd_cnt = 0;
 	ch->fwd_reported = 0;
@@ -277,17 +278,66 @@ static int vmc_fasync(int fd, struct file *file, int on)
 }
 
 /* FIONREAD: the bytes a read would return now (up to an end of stream). */
-static long vmc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+static int vmc_ioctl_fionread(struct vmc_channel *ch, int __user *arg)
 {
-	struct vmc_channel *ch = file->private_data;
 	u32 avail;
 
-	if (cmd != FIONREAD)
-		return -ENOTTY;
 	spin_lock_irq(&ch->lock);
 	avail = (ch->n_eof ? ch->eof[0] : ch->rx_cnt) - ch->fwd_cnt;
 	spin_unlock_irq(&ch->lock);
-	return put_user((int)avail, (int __user *)arg);
+	return put_user((int)avail, arg);
+}
+
+static int vmc_ioctl_get_state(struct vmc_channel *ch, struct vmchannel_state __user *arg)
+{
+	struct vmchannel_state state = {};
+
+	spin_lock_irq(&ch->lock);
+	if (ch->host_connected)
+		state.flags |= VMCHANNEL_STATE_HOST_CONNECTED;
+	if (ch->removed)
+		state.flags |= VMCHANNEL_STATE_REMOVED;
+	state.connections = ch->connections;
+	spin_unlock_irq(&ch->lock);
+	return copy_to_user(arg, &state, sizeof(state)) ? -EFAULT : 0;
+}
+
+static bool vmc_host_ready(struct vmc_channel *ch)
+{
+	bool ready;
+
+	spin_lock_irq(&ch->lock);
+	ready = ch->removed || ch->host_connected;
+	spin_unlock_irq(&ch->lock);
+	return ready;
+}
+
+/* Sleeps until a host program is connected: agents need not spin. */
+static int vmc_ioctl_wait_host(struct vmc_channel *ch, bool nonblock)
+{
+	if (!vmc_host_ready(ch)) {
+		if (nonblock)
+			return -EAGAIN;
+		if (wait_event_interruptible(ch->wait, vmc_host_ready(ch)))
+			return -ERESTARTSYS;
+	}
+	return READ_ONCE(ch->removed) ? -ENODEV : 0;
+}
+
+static long vmc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct vmc_channel *ch = file->private_data;
+	void __user *argp = (void __user *)arg;
+
+	switch (cmd) {
+	case FIONREAD:
+		return vmc_ioctl_fionread(ch, argp);
+	case VMCHANNEL_IOC_GET_STATE:
+		return vmc_ioctl_get_state(ch, argp);
+	case VMCHANNEL_IOC_WAIT_HOST:
+		return vmc_ioctl_wait_host(ch, file->f_flags & O_NONBLOCK);
+	}
+	return -ENOTTY;
 }
 
 const struct file_operations vmc_fops = {

@@ -120,6 +120,8 @@ static void vmc_rx_message(struct vmc_channel *ch, const struct vmchannel_hdr *h
 		vmc_rx_data(ch, payload, len);
 		break;
 	case VMCHANNEL_MSG_HOST_CONNECT:
+		if (!ch->host_connected)
+			ch->connections++;
 		ch->host_connected = true;
 		break;
 	case VMCHANNEL_MSG_HOST_DISCONNECT:

@@ -90,6 +90,7 @@ struct vmc_dev {
  * @session: an OPEN was sent and no CLOSE yet
  * @acked: the device acknowledged the current session's OPEN
  * @host_connected: a host endpoint is connected (last HOST_* message)
+ * @connections: HOST_CONNECT messages in the session
  * @ring: received bytes, VMC_RX_RING_SIZE, present during a session
  * @rx_cnt: bytes received in the session (mod 2^32); ring write position
  * @fwd_cnt: bytes consumed by readers in the session; ring read position
@@ -122,6 +123,7 @@ struct vmc_channel {
 	bool session;
 	bool acked;
 	bool host_connected;
+	u32 connections;
 	u8 *ring;
 	u32 rx_cnt;
 	u32 fwd_cnt;

@@ -11,6 +11,7 @@ set -uo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VM_RUN=$TOP/scripts/vm-run
 XFER=$TOP/userspace-tests/tools/vmc-xfer
+PROBE=$TOP/userspace-tests/tools/vmc-probe
 WAIT=120        # seconds a host program waits for a channel socket
 TIMEOUT=300     # seconds a guest may run
 
@@ -23,11 +24,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive
            hostile_table hostile_rx hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
-make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build vmc-xfer"; exit 1; }
+make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
 
 work=$(mktemp -d /tmp/vmc-e2e.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -189,16 +190,79 @@ t_sysfs() {
         { why="guest printed $(tr '\n' ' ' <"$work/guest.out")"; return 1; }
 }
 
+# guest_ready: waits until a vmc-probe in the guest said "ready" on channel echo.
+guest_ready() {
+    "$XFER" wait --wait "$WAIT" "$work/ep/echo.sock" &&
+        [ "$(socat -u "UNIX-CONNECT:$work/ep/echo.sock" -)" = ready ] ||
+        { why="the guest never said ready"; return 1; }
+}
+
+# expect_output TEXT: the guest printed exactly TEXT.
+expect_output() {
+    [ "$(cat "$work/guest.out")" = "$1" ] ||
+        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+}
+
 # fasync: SIGIO when bytes arrive; FIONREAD counts them.
 t_async() {
-    guest "$1" "$XFER" async-probe --ready /dev/vmchannel/echo --wait "$WAIT" /dev/vmchannel/t
-    # The guest has armed SIGIO when it says "ready" on echo.
-    "$XFER" wait --wait "$WAIT" "$work/ep/echo.sock" &&
-        [ "$(socat -u "UNIX-CONNECT:$work/ep/echo.sock" -)" = ready ] || why="no sync"
-    printf hello | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest "$1" "$PROBE" async --ready /dev/vmchannel/echo /dev/vmchannel/t
+    guest_ready && printf hello | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
     guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
-    [ "$(cat "$work/guest.out")" = "sigio fionread=5" ] ||
-        { why="guest printed $(tr '\n' ' ' <"$work/guest.out")"; return 1; }
+    expect_output "sigio fionread=5"
+}
+
+# An agent waits for the host program without spinning, and sees the state.
+t_host_wait() {
+    guest "$1" "$PROBE" host-wait --ready /dev/vmchannel/echo /dev/vmchannel/t
+    # Connected while the guest sleeps in the ioctl; stays until the guest closes.
+    guest_ready && socat -u "UNIX-CONNECT:$work/ep/t.sock" - >/dev/null
+    guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
+    expect_output "before: connected=0 removed=0 connections=0 pollout=0
+nonblocking wait: Resource temporarily unavailable
+nonblocking read: Resource temporarily unavailable
+nonblocking write: Resource temporarily unavailable
+after: connected=1 removed=0 connections=1 pollout=1"
+}
+
+# Signals interrupt a blocked read and write; nothing is lost or duplicated.
+t_signals() {
+    guest "$1" "$PROBE" signals --ready /dev/vmchannel/echo /dev/vmchannel/t
+    guest_ready && printf hello | socat -t 60 - "UNIX-CONNECT:$work/ep/t.sock" >"$work/host.out"
+    guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
+    expect_output "blocked read: Interrupted system call
+blocked write: Interrupted system call
+then read: hello" || return 1
+    [ "$(cat "$work/host.out")" = after ] || { why="host read '$(cat "$work/host.out")'"; return 1; }
+}
+
+# Two host connections in turn: the guest reads the first one's bytes, one
+# end of file, then the second one's: no byte crosses sessions unnoticed.
+t_sessions() {
+    guest "$1" sh -c 'exec 3</dev/vmchannel/t; echo ready >/dev/vmchannel/echo
+        cat <&3; echo "<eof>"; cat <&3; echo "<eof>"'
+    guest_ready || return 1
+    printf 'first\n' | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    printf 'second\n' | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    expect_output "first
+<eof>
+second
+<eof>"
+}
+
+# One reader and one writer: "exec 3<>" and "cat x > x" work, a second
+# reader or writer gets EBUSY; closing frees the slot.
+t_exclusive() {
+    guest "$1" sh -c 'n=/dev/vmchannel/t
+        exec 3<$n; echo "second reader: $( (exec 4<$n) 2>&1 | sed "s/.*: //")"
+        exec 5>$n; echo "second writer: $( (exec 6>$n) 2>&1 | sed "s/.*: //")"
+        echo "rdwr: $( (exec 7<>$n) 2>&1 | sed "s/.*: //")"
+        exec 3<&- 5>&-; exec 8<>$n && echo "after close: rdwr ok"'
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    expect_output "second reader: Device or resource busy
+second writer: Device or resource busy
+rdwr: Device or resource busy
+after close: rdwr ok"
 }
 
 # The hostile device (vmchanneld --fault).  The guest lists its nodes, proves

@@ -19,9 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/inotify.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -290,45 +288,6 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 	return tx.hash == rx.hash && tx.count == rx.count ? 0 : 1;
 }
 
-/*
- * Arms SIGIO on @fd, tells @ready_path, then waits (bounded) for SIGIO until
- * FIONREAD reports bytes: checks fasync and FIONREAD of a device node.
- */
-static int do_async_probe(int fd, const char *ready_path, double wait)
-{
-	struct timespec left = { .tv_sec = (time_t)wait };
-	double deadline = now() + wait;
-	sigset_t set;
-	int avail = 0, signals = 0, ready;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGIO);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 || fcntl(fd, F_SETOWN, getpid()) < 0 ||
-	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) < 0)
-		die("arming SIGIO");
-	if (ready_path) {
-		ready = open(ready_path, O_WRONLY | O_CLOEXEC);
-		if (ready < 0)
-			die(ready_path);
-		write_all(ready, (const unsigned char *)"ready\n", 6);
-		close(ready);
-	}
-	while (!avail) {
-		if (sigtimedwait(&set, NULL, &left) < 0) {
-			fprintf(stderr, "vmc-xfer: no SIGIO with data after %d signals\n", signals);
-			return 1;
-		}
-		signals++;
-		if (ioctl(fd, FIONREAD, &avail) < 0)
-			die("FIONREAD");
-		left.tv_sec = (time_t)(deadline - now());
-		if (left.tv_sec < 0)
-			left.tv_sec = 0;
-	}
-	printf("sigio fionread=%d\n", avail);
-	return 0;
-}
-
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
@@ -336,7 +295,6 @@ static _Noreturn void usage(int status)
 		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer wait --wait SECS PATH\n"
-		"       vmc-xfer async-probe [--ready PATH] --wait SECS NODE\n"
 		"TARGET is a vmchannel device node or a channel's host Unix socket.\n"
 		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
 	exit(status);
@@ -368,14 +326,13 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 's' },
 		{ "wait", required_argument, NULL, 'w' },
 		{ "verify", no_argument, NULL, 'v' },
-		{ "ready", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	uint64_t bytes = 0, seed = 1;
 	double wait = 0;
 	bool verify = false;
-	const char *mode, *ready_path = NULL;
+	const char *mode;
 	int opt, fd;
 
 	if (argc < 2)
@@ -390,7 +347,6 @@ int main(int argc, char **argv)
 		case 's': seed = parse_size(optarg); break;
 		case 'w': wait = atof(optarg); break;
 		case 'v': verify = true; break;
-		case 'r': ready_path = optarg; break;
 		case 'h': usage(0);
 		default: usage(2);
 		}
@@ -400,10 +356,6 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "wait")) {
 		wait_for_path(argv[optind], wait);
 		return 0;
-	}
-	if (!strcmp(mode, "async-probe")) {
-		fd = open_target(argv[optind], 0);
-		return do_async_probe(fd, ready_path, wait > 0 ? wait : 60);
 	}
 	fd = open_target(argv[optind], wait);
 	if (!strcmp(mode, "send") && bytes)

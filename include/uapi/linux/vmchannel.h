@@ -12,6 +12,7 @@
 #ifndef _UAPI_LINUX_VMCHANNEL_H
 #define _UAPI_LINUX_VMCHANNEL_H
 
+#include <linux/ioctl.h>
 #include <linux/types.h>
 
 /*
@@ -87,6 +88,26 @@ struct vmchannel_hdr {
 	__le32 fwd_cnt;		/* bytes the sender has consumed */
 	__le32 reserved;	/* zero */
 };
+
+/*
+ * ioctls on /dev/vmchannel/<name> (besides FIONREAD).  0xBA is free in
+ * Documentation/userspace-api/ioctl/ioctl-number.rst.
+ */
+#define VMCHANNEL_IOC_MAGIC		0xBA
+
+/* The channel's host side, as VMCHANNEL_IOC_GET_STATE reports it. */
+struct vmchannel_state {
+	__u32 flags;		/* VMCHANNEL_STATE_* */
+	__u32 connections;	/* host connections seen since the first open */
+};
+
+#define VMCHANNEL_STATE_HOST_CONNECTED	(1U << 0)	/* a host program is connected */
+#define VMCHANNEL_STATE_REMOVED		(1U << 1)	/* the channel is gone */
+
+/* Reads the state. */
+#define VMCHANNEL_IOC_GET_STATE	_IOR(VMCHANNEL_IOC_MAGIC, 0x01, struct vmchannel_state)
+/* Sleeps until a host program is connected (O_NONBLOCK: EAGAIN instead). */
+#define VMCHANNEL_IOC_WAIT_HOST	_IO(VMCHANNEL_IOC_MAGIC, 0x02)
 
 /* Why vmchannel_name_check() rejected a name. */
 enum vmchannel_name_error {

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmc-probe: checks of the guest API of /dev/vmchannel/<name> that a shell
+ * cannot express (signals, ioctls, poll bits).  Runs in the guest.  Each probe
+ * prints what it observed, one fact per line, for the end-to-end test to
+ * compare; it says "ready" on --ready PATH when the host may act.
+ *
+ *   vmc-probe async --ready PATH NODE      SIGIO and FIONREAD
+ *   vmc-probe host-wait --ready PATH NODE  connection state, VMCHANNEL_IOC_WAIT_HOST,
+ *                                          O_NONBLOCK before the host connects
+ *   vmc-probe signals --ready PATH NODE    signals interrupt blocking calls
+ *
+ * Every blocking step is bounded by --wait SECS (default 60) through alarm().
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/vmchannel.h>
+
+static const char *ready_path;
+static unsigned int wait_secs = 60;
+
+static _Noreturn void die(const char *what)
+{
+	fprintf(stderr, "vmc-probe: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+/* Tells the host test it may act now. */
+static void say_ready(void)
+{
+	int fd;
+
+	if (!ready_path)
+		return;
+	fd = open(ready_path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "ready\n", 6) != 6)
+		die(ready_path);
+	close(fd);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* SIGALRM interrupts system calls (no SA_RESTART) and does nothing else. */
+static void catch_alarm(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		die("sigaction");
+}
+
+static short poll_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
+
+	if (poll(&p, 1, 0) < 0)
+		die("poll");
+	return p.revents;
+}
+
+static void print_state(const char *when, int fd)
+{
+	struct vmchannel_state st;
+
+	if (ioctl(fd, VMCHANNEL_IOC_GET_STATE, &st) < 0)
+		die("VMCHANNEL_IOC_GET_STATE");
+	printf("%s: connected=%d removed=%d connections=%u pollout=%d\n", when,
+	       !!(st.flags & VMCHANNEL_STATE_HOST_CONNECTED),
+	       !!(st.flags & VMCHANNEL_STATE_REMOVED), st.connections,
+	       !!(poll_now(fd) & POLLOUT));
+}
+
+/* SIGIO arrives when host bytes do; FIONREAD then counts them. */
+static int probe_async(int fd)
+{
+	struct timespec left = { .tv_sec = wait_secs };
+	sigset_t set;
+	int avail = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGIO);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 || fcntl(fd, F_SETOWN, getpid()) < 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) < 0)
+		die("arming SIGIO");
+	say_ready();
+	while (!avail) {
+		if (sigtimedwait(&set, NULL, &left) < 0)
+			die("waiting for SIGIO");
+		if (ioctl(fd, FIONREAD, &avail) < 0)
+			die("FIONREAD");
+	}
+	printf("sigio fionread=%d\n", avail);
+	return 0;
+}
+
+/* Before and after a host program connects; waiting blocks, never spins. */
+static int probe_host_wait(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	print_state("before", fd);
+	if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		die("O_NONBLOCK");
+	printf("nonblocking wait: %s\n",
+	       ioctl(fd, VMCHANNEL_IOC_WAIT_HOST) < 0 ? strerror(errno) : "returned");
+	printf("nonblocking read: %s\n", read(fd, &flags, 1) < 0 ? strerror(errno) : "returned");
+	printf("nonblocking write: %s\n", write(fd, "x", 1) < 0 ? strerror(errno) : "returned");
+	if (fcntl(fd, F_SETFL, flags) < 0)
+		die("~O_NONBLOCK");
+	say_ready();
+	alarm(wait_secs);
+	if (ioctl(fd, VMCHANNEL_IOC_WAIT_HOST) < 0)
+		die("VMCHANNEL_IOC_WAIT_HOST");
+	alarm(0);
+	print_state("after", fd);
+	return 0;
+}
+
+/*
+ * A signal interrupts a blocked read and a blocked write with EINTR and
+ * nothing consumed or sent; the stream then goes on intact.
+ */
+static int probe_signals(int fd)
+{
+	char buf[64];
+	ssize_t n;
+	size_t got = 0;
+
+	catch_alarm();
+	alarm(1);
+	n = read(fd, buf, sizeof(buf));
+	printf("blocked read: %s\n", n < 0 ? strerror(errno) : "returned");
+	alarm(1);
+	n = write(fd, "lost", 4);
+	printf("blocked write: %s\n", n < 0 ? strerror(errno) : "returned");
+	say_ready();
+	alarm(wait_secs);
+	while (got < 5) {
+		n = read(fd, buf + got, 5 - got);
+		if (n <= 0)
+			die("read after the signals");
+		got += (size_t)n;
+	}
+	printf("then read: %.5s\n", buf);
+	if (write(fd, "after", 5) != 5)
+		die("write after the signals");
+	return 0;
+}
+
+static _Noreturn void usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+		"usage: vmc-probe async|host-wait|signals [--ready PATH] [--wait SECS] NODE\n");
+	exit(status);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ready", required_argument, NULL, 'r' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	const char *mode;
+	int opt, fd, status;
+
+	if (argc < 2)
+		usage(2);
+	mode = argv[1];
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': ready_path = optarg; break;
+		case 'w': wait_secs = (unsigned int)strtoul(optarg, NULL, 10); break;
+		case 'h': usage(0);
+		default: usage(2);
+		}
+	}
+	if (optind != argc - 1)
+		usage(2);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	fd = open(argv[optind], O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		die(argv[optind]);
+	if (!strcmp(mode, "async"))
+		status = probe_async(fd);
+	else if (!strcmp(mode, "host-wait"))
+		status = probe_host_wait(fd);
+	else if (!strcmp(mode, "signals"))
+		status = probe_signals(fd);
+	else
+		usage(2);
+	close(fd);
+	return status;
+}
