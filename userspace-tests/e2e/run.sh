@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive unplug
            hostile_table hostile_rx hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -265,12 +265,49 @@ rdwr: Device or resource busy
 after close: rdwr ok"
 }
 
+# QEMU unplugs the whole device (device_del) while a reader and a writer are
+# blocked on it: both wake with ENODEV, the nodes go, and the module, which
+# refused to unload while files were open, unloads once they are closed.
+t_unplug() {
+    local -a extra_channels=(--channel w) extra_vm_args=(--qmp "$work/qmp.sock")
+    guest "$1" bash -c 'n=/dev/vmchannel
+        # Waits (bounded) until process $1 sleeps in system call $2.
+        sleeping_in() {
+            local i
+            for ((i = 0; i < 600; i++)); do
+                [ "$(cut -d" " -f1 /proc/$1/syscall)" = "$2" ] && return 0
+                sleep 0.1
+            done
+            return 1
+        }
+        cat $n/t >/tmp/reader.out 2>&1 & reader=$!
+        head -c 1M /dev/zero 2>/tmp/writer.out >$n/w & writer=$!
+        sleeping_in $reader 0 && sleeping_in $writer 1 || { echo not blocked; exit 1; }
+        rmmod vmchannel 2>/dev/null && echo "rmmod while open: done" || echo "rmmod while open: refused"
+        echo ready >$n/echo
+        wait $reader; echo "reader: $? $(cat /tmp/reader.out)"
+        wait $writer; echo "writer: $? $(cat /tmp/writer.out)"
+        echo "nodes:" $(ls $n 2>/dev/null)
+        rmmod vmchannel && echo "rmmod after close: done"'
+    guest_ready || return 1
+    printf '%s\n' '{"execute":"qmp_capabilities"}' \
+        '{"execute":"device_del","arguments":{"id":"vmchannel-dev"}}' |
+        socat -t 5 - "UNIX-CONNECT:$work/qmp.sock" >"$work/qmp.out"
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    grep -q '"return"' "$work/qmp.out" || { why="device_del: $(cat "$work/qmp.out")"; return 1; }
+    expect_output "rmmod while open: refused
+reader: 1 cat: /dev/vmchannel/t: No such device
+writer: 1 head: error writing 'standard output': No such device
+nodes:
+rmmod after close: done"
+}
+
 # The hostile device (vmchanneld --fault).  The guest lists its nodes, proves
 # channel t still works, and prints the driver's log lines.
 hostile_guest() {
     local kernel=$1 c
     shift
-    extra_vm_args=()
+    local -a extra_vm_args=()
     for c in "$@"; do
         extra_vm_args+=("--daemon-arg=--fault=$c")
     done
@@ -282,7 +319,6 @@ hostile_guest() {
             printf '%s' "$alive" | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
     fi
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
-    extra_vm_args=()
 }
 
 # expect_lines PATTERN N: the guest printed exactly N lines matching PATTERN.
@@ -297,10 +333,9 @@ expect_lines() {
 # both sides of a clash are refused.
 t_hostile_table() {
     local alive=alive
-    extra_channels=(--channel victim)
+    local -a extra_channels=(--channel victim)
     hostile_guest "$1" name-empty name-unterminated name-dot name-dotdot name-slash \
         name-nonprint name-trailing id-zero flags dup-id dup-name || return 1
-    extra_channels=()
     grep -qx "nodes: echo t" "$work/guest.out" || { why="nodes: $(grep nodes: "$work/guest.out")"; return 1; }
     grep -qx "t: alive" "$work/guest.out" || { why="channel t did not work"; return 1; }
     expect_lines "ignoring channel entry" 12 &&
