@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive unplug
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive isolation unplug
            hostile_table hostile_rx hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -263,6 +263,34 @@ t_exclusive() {
 second writer: Device or resource busy
 rdwr: Device or resource busy
 after close: rdwr ok"
+}
+
+# A guest reader that stops stalls only its own channel: with t's receive
+# ring full and its host writer blocked, 16 MiB still cross channel b; then t's
+# megabyte arrives intact.  (Throughput ratios are the benchmark's job.)
+t_isolation() {
+    local -a extra_channels=(--channel b)
+    guest "$1" sh -c "exec 3</dev/vmchannel/t; echo ready >/dev/vmchannel/echo
+        $XFER recv --verify --seed 5 /dev/vmchannel/b
+        echo stalled-at \$(cat /sys/class/vmchannel/t/rx_bytes)
+        $XFER recv --verify --seed 3 - <&3"
+    guest_ready || return 1
+    "$XFER" send --bytes 1M --seed 3 "$work/ep/t.sock" >"$work/host-t.out" &
+    local t_sender=$!
+    "$XFER" send --bytes 16M --seed 5 "$work/ep/b.sock" >"$work/host.out" ||
+        { why="host send on b failed"; return 1; }
+    wait "$t_sender" || { why="host send on t failed"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local b_sent t_sent stalled
+    b_sent=$(hash_of sent "$work/host.out")
+    t_sent=$(hash_of sent "$work/host-t.out")
+    stalled=$(sed -n 's/^stalled-at //p' "$work/guest.out")
+    [ -n "$b_sent" ] && [ "$(sed -n 's/^received //p' "$work/guest.out" | sed -n 1p)" = "$b_sent" ] ||
+        { why="channel b: sent '$b_sent', guest: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+    [ -n "$t_sent" ] && [ "$(sed -n 's/^received //p' "$work/guest.out" | sed -n 2p)" = "$t_sent" ] ||
+        { why="channel t: sent '$t_sent', guest: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+    [ -n "$stalled" ] && [ "$stalled" -gt 0 ] && [ "$stalled" -lt 1048576 ] ||
+        { why="t had received '$stalled' bytes while stalled"; return 1; }
 }
 
 # QEMU unplugs the whole device (device_del) while a reader and a writer are

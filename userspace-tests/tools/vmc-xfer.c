@@ -126,6 +126,8 @@ static int open_target(const char *path, double wait)
 	struct stat st;
 	int fd;
 
+	if (!strcmp(path, "-"))
+		return STDIN_FILENO;
 	if (wait > 0)
 		wait_for_path(path, wait);
 	if (stat(path, &st) < 0)
@@ -295,7 +297,7 @@ static _Noreturn void usage(int status)
 		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer wait --wait SECS PATH\n"
-		"TARGET is a vmchannel device node or a channel's host Unix socket.\n"
+		"TARGET is a vmchannel device node, a channel's host Unix socket, or - (stdin).\n"
 		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
 	exit(status);
 }
