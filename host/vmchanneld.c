@@ -34,7 +34,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: vmchanneld --socket-path PATH [--endpoint-dir DIR] --channel NAME...\n"
-		"       vmchanneld --socket-path PATH --print-qemu-args [--memory SIZE]\n"
+		"       vmchanneld --socket-path PATH --print-qemu-args [--memory SIZE|none] [--id ID]\n"
 		"       vmchanneld --print-capabilities\n"
 		"\n"
 		"Serve the vmchannel virtio device to QEMU (>= 10.2) over vhost-user and\n"
@@ -49,7 +49,9 @@ static void usage(FILE *out)
 		"                        (lines: add NAME, remove NAME, list)\n"
 		"  --notify-fd FD        write READY=1 to FD once listening, then close it\n"
 		"  --print-qemu-args     print the QEMU options that attach the device\n"
-		"  --memory SIZE         guest memory for --print-qemu-args (default 1G)\n"
+		"  --memory SIZE|none    guest memory for --print-qemu-args (default 1G);\n"
+		"                        none: the device only (a second device)\n"
+		"  --id ID               QEMU id of the chardev and device (default vmchannel0)\n"
 		"  --print-capabilities  print the back-end capabilities (JSON)\n"
 		"  -v, --verbose         more log output (twice for debug)\n"
 		"  --fault CASE          TESTS ONLY: behave as a hostile device (repeatable);\n"
@@ -60,15 +62,18 @@ static void usage(FILE *out)
 		vmc_fault_names());
 }
 
-static void print_qemu_args(const char *socket_path, const char *memory)
+/* @memory NULL: the device only, for a guest that has shared memory already. */
+static void print_qemu_args(const char *socket_path, const char *id, const char *memory)
 {
-	printf("-chardev socket,id=vmchannel0,path=%s "
-	       "-device vhost-user-test-device-pci,chardev=vmchannel0,virtio-id=%d,"
-	       "num_vqs=%d,config_size=%zu "
-	       "-object memory-backend-memfd,id=vmchannel-mem,size=%s,share=on "
-	       "-machine memory-backend=vmchannel-mem -m %s\n",
-	       socket_path, VIRTIO_ID_VMCHANNEL, VMCHANNEL_NUM_VQS,
-	       sizeof(struct vmchannel_config), memory, memory);
+	printf("-chardev socket,id=%s,path=%s "
+	       "-device vhost-user-test-device-pci,chardev=%s,id=%s,virtio-id=%d,"
+	       "num_vqs=%d,config_size=%zu",
+	       id, socket_path, id, id, VIRTIO_ID_VMCHANNEL, VMCHANNEL_NUM_VQS,
+	       sizeof(struct vmchannel_config));
+	if (memory)
+		printf(" -object memory-backend-memfd,id=vmchannel-mem,size=%s,share=on "
+		       "-machine memory-backend=vmchannel-mem -m %s", memory, memory);
+	printf("\n");
 }
 
 static void frontend_disconnected(struct vu_dev *vu)
@@ -166,7 +171,7 @@ static bool check_names(char **names, unsigned int n)
 int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
-	       OPT_MEMORY, OPT_CAPS, OPT_FAULT, OPT_HELP, OPT_VERSION };
+	       OPT_MEMORY, OPT_ID, OPT_CAPS, OPT_FAULT, OPT_HELP, OPT_VERSION };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -176,6 +181,7 @@ int main(int argc, char **argv)
 		{ "notify-fd", required_argument, NULL, OPT_NOTIFY },
 		{ "print-qemu-args", no_argument, NULL, OPT_QEMU },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "id", required_argument, NULL, OPT_ID },
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
 		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -184,6 +190,7 @@ int main(int argc, char **argv)
 		{ 0 }
 	};
 	const char *socket_path = NULL, *dir = ".", *memory = "1G", *control_path = NULL;
+	const char *qemu_id = "vmchannel0";
 	char **names = calloc((size_t)argc, sizeof(*names));
 	unsigned int nnames = 0;
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
@@ -199,6 +206,7 @@ int main(int argc, char **argv)
 		case OPT_CHANNEL: names[nnames++] = optarg; break;
 		case OPT_CONTROL: control_path = optarg; break;
 		case OPT_MEMORY: memory = optarg; break;
+		case OPT_ID: qemu_id = optarg; break;
 		case OPT_QEMU: qemu_args = true; break;
 		case OPT_FAULT:
 			if (vmc_fault_parse(optarg) < 0) {
@@ -243,7 +251,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "vmchanneld: --print-qemu-args needs --socket-path\n");
 			return EXIT_USAGE;
 		}
-		print_qemu_args(socket_path, memory);
+		print_qemu_args(socket_path, qemu_id, strcmp(memory, "none") ? memory : NULL);
 		return 0;
 	}
 	if (!socket_path == (listen_fd < 0)) {

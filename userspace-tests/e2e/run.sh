@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive isolation unplug
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive isolation two_devices unplug
            hostile_table hostile_rx hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -293,6 +293,22 @@ t_isolation() {
         { why="t had received '$stalled' bytes while stalled"; return 1; }
 }
 
+# Two devices offer the same channel names: the first to probe keeps the
+# plain node, the other gets "<name>@<virtio device>"; each carries its own data.
+t_two_devices() {
+    local -a extra_vm_args=(--devices 2)
+    guest "$1" sh -c 'echo nodes: $(ls /dev/vmchannel)
+        for n in /dev/vmchannel/t /dev/vmchannel/t@virtio*; do echo "$(cat $n) from ${n#/dev/vmchannel/}"; done'
+    "$XFER" wait --wait "$WAIT" "$work/ep/t.sock" && "$XFER" wait --wait "$WAIT" "$work/ep/dev2/t.sock" &&
+        { printf one | socat -u - "UNIX-CONNECT:$work/ep/t.sock" &
+          printf two | socat -u - "UNIX-CONNECT:$work/ep/dev2/t.sock"; wait $!; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    grep -Eqx 'nodes: echo echo@virtio[0-9]+ t t@virtio[0-9]+' "$work/guest.out" &&
+        [ "$(sed -n 's/ from .*//p' "$work/guest.out" | sort | tr '\n' ' ')" = "one two " ] &&
+        [ "$(grep -c ' from t$' "$work/guest.out")" = 1 ] ||
+        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+}
+
 # QEMU unplugs the whole device (device_del) while a reader and a writer are
 # blocked on it: both wake with ENODEV, the nodes go, and the module, which
 # refused to unload while files were open, unloads once they are closed.
@@ -319,7 +335,7 @@ t_unplug() {
         rmmod vmchannel && echo "rmmod after close: done"'
     guest_ready || return 1
     printf '%s\n' '{"execute":"qmp_capabilities"}' \
-        '{"execute":"device_del","arguments":{"id":"vmchannel-dev"}}' |
+        '{"execute":"device_del","arguments":{"id":"vmchannel0"}}' |
         socat -t 5 - "UNIX-CONNECT:$work/qmp.sock" >"$work/qmp.out"
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     grep -q '"return"' "$work/qmp.out" || { why="device_del: $(cat "$work/qmp.out")"; return 1; }
