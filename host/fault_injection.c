@@ -30,6 +30,7 @@ static const char *const fault_names[VMC_FAULT_COUNT_OF_CASES] = {
 	[VMC_FAULT_RX_TYPE] = "rx-type",
 	[VMC_FAULT_RX_CHANNEL] = "rx-channel",
 	[VMC_FAULT_RX_EMPTY_DATA] = "rx-empty-data",
+	[VMC_FAULT_RX_OVER_CREDIT] = "rx-over-credit",
 };
 
 /* Ids of hostile entries start here, far from the ones vmchanneld assigns. */

@@ -35,6 +35,8 @@ enum vmc_fault {
 	VMC_FAULT_RX_TYPE,		/* unknown message type */
 	VMC_FAULT_RX_CHANNEL,		/* a channel id the table does not have */
 	VMC_FAULT_RX_EMPTY_DATA,	/* DATA without payload */
+	/* The data path. */
+	VMC_FAULT_RX_OVER_CREDIT,	/* host bytes sent ignoring the guest's credit */
 	VMC_FAULT_COUNT_OF_CASES
 };
 

@@ -44,6 +44,9 @@ static uint32_t chan_guest_credit(const struct vmc_chan *ch)
 {
 	uint32_t in_flight = ch->tx_cnt - ch->peer_fwd_cnt;
 
+	if (ch->dev->faults & (1u << VMC_FAULT_RX_OVER_CREDIT))
+		return UINT32_MAX;
+
 	return in_flight > ch->peer_buf_alloc ? 0 : ch->peer_buf_alloc - in_flight;
 }
 

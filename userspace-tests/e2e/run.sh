@@ -24,8 +24,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive isolation two_devices unplug
-           hostile_table hostile_rx hostile_count hostile_generation)
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive isolation removal two_devices unplug
+           hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
@@ -293,6 +293,20 @@ t_isolation() {
         { why="t had received '$stalled' bytes while stalled"; return 1; }
 }
 
+# The host removes a channel while a poller sleeps on it: POLLHUP|POLLERR,
+# then ENODEV from read, write and the wait ioctl; the node is gone.
+t_removal() {
+    guest "$1" "$PROBE" removal --ready /dev/vmchannel/echo /dev/vmchannel/t
+    guest_ready && control "remove t" || { why="remove refused $why"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    expect_output "poll: POLLHUP POLLERR
+read: No such device
+write: No such device
+wait for host: No such device
+state: connected=0 removed=1 connections=0 pollout=0
+node: No such file or directory"
+}
+
 # Two devices offer the same channel names: the first to probe keeps the
 # plain node, the other gets "<name>@<virtio device>"; each carries its own data.
 t_two_devices() {
@@ -405,6 +419,24 @@ t_hostile_rx() {
         expect_lines "rx: bad message type 30583" 1 &&
         expect_lines "rx: bad message type 1 (length 0)" 1 &&
         expect_lines "rx: message for unknown channel" 1
+}
+
+# Host bytes beyond the guest's credit: the excess is dropped with a log line
+# (the ring never overflows) and the stream still ends.
+t_hostile_credit() {
+    local -a extra_vm_args=(--daemon-arg=--fault=rx-over-credit)
+    guest "$1" sh -c 'exec 3</dev/vmchannel/t; echo ready >/dev/vmchannel/echo
+        cat /dev/vmchannel/echo >/dev/null; echo received $(wc -c <&3)
+        dmesg | grep -c "beyond its credit"'
+    guest_ready || return 1
+    "$XFER" send --bytes 1M "$work/ep/t.sock" >/dev/null &&
+        printf sent | socat -u - "UNIX-CONNECT:$work/ep/echo.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local got lines
+    got=$(sed -n 's/^received //p' "$work/guest.out")
+    lines=$(tail -n1 "$work/guest.out")
+    [ -n "$got" ] && [ "$got" -lt 1048576 ] && [ "$lines" -ge 1 ] ||
+        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
 }
 
 # A channel count beyond the limit, and a table that never holds still:

@@ -9,6 +9,7 @@
  *   vmc-probe host-wait --ready PATH NODE  connection state, VMCHANNEL_IOC_WAIT_HOST,
  *                                          O_NONBLOCK before the host connects
  *   vmc-probe signals --ready PATH NODE    signals interrupt blocking calls
+ *   vmc-probe removal --ready PATH NODE    a poller woken by the channel's removal
  *
  * Every blocking step is bounded by --wait SECS (default 60) through alarm().
  */
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/vmchannel.h>
@@ -161,10 +163,33 @@ static int probe_signals(int fd)
 	return 0;
 }
 
+/* Sleeps in poll until the host removes the channel, then tries everything. */
+static int probe_removal(int fd, const char *node)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct stat st;
+	char c;
+
+	say_ready();
+	alarm(wait_secs);
+	if (poll(&p, 1, -1) < 0)
+		die("poll");
+	alarm(0);
+	printf("poll:%s%s%s\n", p.revents & POLLIN ? " POLLIN" : "",
+	       p.revents & POLLHUP ? " POLLHUP" : "", p.revents & POLLERR ? " POLLERR" : "");
+	printf("read: %s\n", read(fd, &c, 1) < 0 ? strerror(errno) : "returned");
+	printf("write: %s\n", write(fd, "x", 1) < 0 ? strerror(errno) : "returned");
+	printf("wait for host: %s\n",
+	       ioctl(fd, VMCHANNEL_IOC_WAIT_HOST) < 0 ? strerror(errno) : "returned");
+	print_state("state", fd);
+	printf("node: %s\n", stat(node, &st) < 0 ? strerror(errno) : "still there");
+	return 0;
+}
+
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: vmc-probe async|host-wait|signals [--ready PATH] [--wait SECS] NODE\n");
+		"usage: vmc-probe async|host-wait|signals|removal [--ready PATH] [--wait SECS] NODE\n");
 	exit(status);
 }
 
@@ -203,6 +228,8 @@ int main(int argc, char **argv)
 		status = probe_host_wait(fd);
 	else if (!strcmp(mode, "signals"))
 		status = probe_signals(fd);
+	else if (!strcmp(mode, "removal"))
+		status = probe_removal(fd, argv[optind]);
 	else
 		usage(2);
 	close(fd);
