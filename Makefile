@@ -6,9 +6,11 @@
 #   make check     everything CI runs; ends with "N passed, N failed"
 #   make demo      boot a guest with channels hello and clipboard, round trips
 #   make e2e       only the end-to-end tests
+#   make bench     the benchmark (bench/run), results in bench/results/
+#   make bench-smoke  one small run of each benchmark figure
 #   make clean
 
-.PHONY: all host tools modules check unit e2e demo clean
+.PHONY: all host tools modules check unit e2e bench bench-smoke demo clean
 
 all: host tools modules
 
@@ -29,6 +31,12 @@ e2e: host tools
 
 check:
 	scripts/check
+
+bench: host tools
+	bench/run
+
+bench-smoke: host tools
+	bench/run --smoke --out build/bench
 
 demo:
 	scripts/demo
