@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions exclusive isolation removal two_devices unplug
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -248,6 +248,24 @@ t_sessions() {
 <eof>
 second
 <eof>"
+}
+
+# An agent written for virtio-serial (qemu-ga's loop: O_NONBLOCK, poll for
+# POLLIN|POLLHUP, read, end of file = client left) works unmodified: it
+# echoes two host clients in turn, and never wakes for nothing while no
+# client is connected (virtio-serial's POLLHUP makes such loops spin).
+t_agent() {
+    guest "$1" "$PROBE" agent --ready /dev/vmchannel/echo /dev/vmchannel/t
+    guest_ready || return 1
+    local i
+    for i in 1 2; do
+        socat "UNIX-CONNECT:$work/ep/t.sock" \
+            SYSTEM:"echo request-$i; head -n1 >'$work/reply$i'"
+    done
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(cat "$work/reply1")" = request-1 ] && [ "$(cat "$work/reply2")" = request-2 ] ||
+        { why="replies '$(cat "$work/reply1")' '$(cat "$work/reply2")'"; return 1; }
+    expect_output "served 2 clients, 0 empty wake-ups"
 }
 
 # One reader and one writer: "exec 3<>" and "cat x > x" work, a second

@@ -10,6 +10,8 @@
  *                                          O_NONBLOCK before the host connects
  *   vmc-probe signals --ready PATH NODE    signals interrupt blocking calls
  *   vmc-probe removal --ready PATH NODE    a poller woken by the channel's removal
+ *   vmc-probe agent --ready PATH NODE      a virtio-serial style agent (qemu-ga's
+ *                                          loop): echoes two host clients in turn
  *
  * Every blocking step is bounded by --wait SECS (default 60) through alarm().
  */
@@ -186,10 +188,64 @@ static int probe_removal(int fd, const char *node)
 	return 0;
 }
 
+/* Writes all of @buf to a non-blocking @fd, sleeping in poll for room. */
+static void write_all_nonblock(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno != EAGAIN)
+			die("write");
+		if (n < 0) {
+			if (poll(&p, 1, -1) < 0)
+				die("poll for POLLOUT");
+			continue;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/*
+ * The loop of a virtio-serial agent such as qemu-ga: O_NONBLOCK, poll for
+ * POLLIN|POLLHUP, read; end of file means "the host client left".  Counts the
+ * wake-ups that found nothing to do: with virtio-serial they never stop while
+ * no host client is connected.
+ */
+static int probe_agent(int fd)
+{
+	unsigned int clients = 0, empty = 0;
+	char buf[4096];
+	ssize_t n;
+
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		die("O_NONBLOCK");
+	say_ready();
+	alarm(wait_secs);
+	while (clients < 2) {
+		struct pollfd p = { .fd = fd, .events = POLLIN | POLLHUP };
+
+		if (poll(&p, 1, -1) < 0)
+			die("poll");
+		n = read(fd, buf, sizeof(buf));
+		if (n > 0)
+			write_all_nonblock(fd, buf, (size_t)n);
+		else if (n == 0)
+			clients++;
+		else if (errno == EAGAIN)
+			empty++;
+		else
+			die("read");
+	}
+	printf("served %u clients, %u empty wake-ups\n", clients, empty);
+	return 0;
+}
+
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: vmc-probe async|host-wait|signals|removal [--ready PATH] [--wait SECS] NODE\n");
+		"usage: vmc-probe async|host-wait|signals|removal|agent [--ready PATH] [--wait SECS] NODE\n");
 	exit(status);
 }
 
@@ -228,6 +284,8 @@ int main(int argc, char **argv)
 		status = probe_host_wait(fd);
 	else if (!strcmp(mode, "signals"))
 		status = probe_signals(fd);
+	else if (!strcmp(mode, "agent"))
+		status = probe_agent(fd);
 	else if (!strcmp(mode, "removal"))
 		status = probe_removal(fd, argv[optind]);
 	else
