@@ -103,13 +103,20 @@ struct vmc_channel *vmc_channel_get_by_id(struct vmc_dev *vmc, u32 id)
 	return ch;
 }
 
-/* Tells udev the host end came or went (KOBJ_CHANGE on the node). */
-void vmc_channel_state_changed(struct vmc_channel *ch)
+/*
+ * Tells udev the host end came or went: KOBJ_CHANGE on the node, carrying
+ * VMCHANNEL_HOST_CONNECTED=0|1 as of this change (sysfs may have moved on).
+ */
+void vmc_channel_state_changed(struct vmc_channel *ch, bool connected)
 {
+	char *envp[2];
+
+	envp[0] = connected ? "VMCHANNEL_HOST_CONNECTED=1" : "VMCHANNEL_HOST_CONNECTED=0";
+	envp[1] = NULL;
 	/* Under the minor lock the node cannot be destroyed meanwhile. */
 	mutex_lock(&vmc_minor_lock);
 	if (ch->node)
-		kobject_uevent(&ch->node->kobj, KOBJ_CHANGE);
+		kobject_uevent_env(&ch->node->kobj, KOBJ_CHANGE, envp);
 	mutex_unlock(&vmc_minor_lock);
 }
 

@@ -137,7 +137,7 @@ out_unlock:
 	wake_up_interruptible_all(&ch->wait);
 	kill_fasync(&ch->fasync, SIGIO, POLL_IN);
 	if (connected != was_connected)
-		vmc_channel_state_changed(ch);
+		vmc_channel_state_changed(ch, connected);
 }
 
 /* Validates a used rx buffer; every field comes from the untrusted device. */

@@ -150,7 +150,7 @@ void vmc_channels_remove_all(struct vmc_dev *vmc);
 struct vmc_channel *vmc_channel_get_by_minor(unsigned int minor);
 struct vmc_channel *vmc_channel_get_by_id(struct vmc_dev *vmc, u32 id);
 void vmc_channel_put(struct vmc_channel *ch);
-void vmc_channel_state_changed(struct vmc_channel *ch);
+void vmc_channel_state_changed(struct vmc_channel *ch, bool connected);
 
 /* sysfs.c */
 extern const struct attribute_group *vmc_channel_groups[];

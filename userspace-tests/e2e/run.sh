@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs async host_wait signals sessions agent exclusive isolation removal two_devices unplug
+all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -201,6 +201,16 @@ guest_ready() {
 expect_output() {
     [ "$(cat "$work/guest.out")" = "$1" ] ||
         { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+}
+
+# A host program connecting and leaving each send a "change" uevent for the
+# node that says the new state, for udev rules to use.
+t_uevents() {
+    guest "$1" "$PROBE" uevents --ready /dev/vmchannel/echo /dev/vmchannel/t
+    guest_ready && printf hi | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
+    expect_output "change VMCHANNEL_HOST_CONNECTED=1
+change VMCHANNEL_HOST_CONNECTED=0"
 }
 
 # fasync: SIGIO when bytes arrive; FIONREAD counts them.

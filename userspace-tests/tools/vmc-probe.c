@@ -10,6 +10,7 @@
  *                                          O_NONBLOCK before the host connects
  *   vmc-probe signals --ready PATH NODE    signals interrupt blocking calls
  *   vmc-probe removal --ready PATH NODE    a poller woken by the channel's removal
+ *   vmc-probe uevents --ready PATH NODE    the uevents of a host connect and disconnect
  *   vmc-probe agent --ready PATH NODE      a virtio-serial style agent (qemu-ga's
  *                                          loop): echoes two host clients in turn
  *
@@ -25,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/netlink.h>
 #include <linux/vmchannel.h>
 
 static const char *ready_path;
@@ -188,6 +191,55 @@ static int probe_removal(int fd, const char *node)
 	return 0;
 }
 
+/* The value of @key in a uevent message of @len bytes, or NULL. */
+static const char *uevent_value(const char *msg, size_t len, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p;
+
+	for (p = msg; p < msg + len; p += strlen(p) + 1)
+		if (!strncmp(p, key, klen) && p[klen] == '=')
+			return p + klen + 1;
+	return NULL;
+}
+
+/*
+ * Prints the kernel's uevents for NODE's class device until two arrived: a
+ * host program connecting and leaving must each send one ("change") that
+ * udev rules can match, saying the new state.
+ */
+static int probe_uevents(const char *node)
+{
+	struct sockaddr_nl addr = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	const char *name = strrchr(node, '/') ? strrchr(node, '/') + 1 : node;
+	const char *action, *devname, *state;
+	char buf[8192];
+	int nl, seen = 0;
+
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
+	if (nl < 0 || bind(nl, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		die("uevent socket");
+	say_ready();
+	alarm(wait_secs);
+	while (seen < 2) {
+		ssize_t n = recv(nl, buf, sizeof(buf) - 1, 0);
+
+		if (n < 0)
+			die("recv uevent");
+		buf[n] = '\0';
+		action = uevent_value(buf, (size_t)n, "ACTION");
+		devname = uevent_value(buf, (size_t)n, "DEVNAME");
+		state = uevent_value(buf, (size_t)n, "VMCHANNEL_HOST_CONNECTED");
+		if (!action || !devname || strncmp(devname, "vmchannel/", 10) ||
+		    strcmp(devname + 10, name))
+			continue;
+		printf("%s VMCHANNEL_HOST_CONNECTED=%s\n", action, state ? state : "(none)");
+		seen++;
+	}
+	close(nl);
+	return 0;
+}
+
 /* Writes all of @buf to a non-blocking @fd, sleeping in poll for room. */
 static void write_all_nonblock(int fd, const char *buf, size_t len)
 {
@@ -245,7 +297,8 @@ static int probe_agent(int fd)
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: vmc-probe async|host-wait|signals|removal|agent [--ready PATH] [--wait SECS] NODE\n");
+		"usage: vmc-probe async|host-wait|signals|removal|uevents|agent [--ready PATH]\n"
+		"                 [--wait SECS] NODE\n");
 	exit(status);
 }
 
@@ -284,6 +337,8 @@ int main(int argc, char **argv)
 		status = probe_host_wait(fd);
 	else if (!strcmp(mode, "signals"))
 		status = probe_signals(fd);
+	else if (!strcmp(mode, "uevents"))
+		status = probe_uevents(argv[optind]);
 	else if (!strcmp(mode, "agent"))
 		status = probe_agent(fd);
 	else if (!strcmp(mode, "removal"))
