@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib channels_256 hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
+all_tests=(sigterm h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -115,6 +115,25 @@ t_g2h_16mib() {
     [ -n "$sent" ] && [ "$sent" = "$got" ] || { why="sent '$sent', received '$got'"; return 1; }
 }
 
+# 64 MiB each way with a slow reader on the far side: the writer is held back
+# (backpressure through the guest ring, vmchanneld and the socket), nothing is
+# lost, checksums equal.
+t_slow_64mib() {
+    guest "$1" sh -c "$XFER recv --verify --slow --seed 21 /dev/vmchannel/t &&
+        $XFER send --bytes 64M --seed 22 /dev/vmchannel/echo"
+    "$XFER" send --bytes 64M --seed 21 --wait "$WAIT" "$work/ep/t.sock" >"$work/host.out" ||
+        { why="host send failed"; return 1; }
+    "$XFER" recv --verify --slow --seed 22 --wait "$WAIT" "$work/ep/echo.sock" >>"$work/host.out" ||
+        { why="host receive failed: $(tail -n1 "$work/host.out")"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local h2g g2h
+    h2g=$(hash_of received "$work/guest.out")
+    g2h=$(hash_of received "$work/host.out")
+    [ "$h2g" = "$(hash_of sent "$work/host.out")" ] && [ "${h2g%% *}" = bytes=67108864 ] &&
+        [ "$g2h" = "$(hash_of sent "$work/guest.out")" ] && [ "${g2h%% *}" = bytes=67108864 ] ||
+        { why="host: $(tr '\n' '|' <"$work/host.out") guest: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+}
+
 # The README's debugging idiom: the guest echoes with cat; 1 MiB comes back intact.
 t_echo_1mib() {
     guest "$1" sh -c 'exec 3<>/dev/vmchannel/echo; cat <&3 >&3'
@@ -144,6 +163,15 @@ t_channels_256() {
 control() {
     "$XFER" wait --wait "$WAIT" "$work/ep/control" &&
         [ "$(printf '%s\n' "$1" | socat -t 5 - "UNIX-CONNECT:$work/ep/control")" = ok ]
+}
+
+# When the guest is done, vm-run stops vmchanneld with SIGTERM: it exits 0
+# and removes every socket it made (channels and control).
+t_sigterm() {
+    guest "$1" true
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    grep -q "vmchanneld exited" "$work/guest.out" && { why="$(cat "$work/guest.out")"; return 1; }
+    [ -z "$(ls -A "$work/ep")" ] || { why="left behind: $(ls -A "$work/ep" | tr '\n' ' ')"; return 1; }
 }
 
 # A channel added while the guest runs appears as a node and carries data; when

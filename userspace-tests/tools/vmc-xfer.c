@@ -80,7 +80,7 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Waits, with a deadline, for PATH to be created in its directory. */
+/* Waits, with a deadline, for PATH (and its directory) to be created. */
 static void wait_for_path(const char *path, double timeout)
 {
 	char dir[PATH_MAX];
@@ -100,6 +100,9 @@ static void wait_for_path(const char *path, double timeout)
 		memcpy(dir, path, n);
 		dir[n] = '\0';
 	}
+	/* A directory that does not exist yet is waited for first. */
+	if (access(dir, F_OK) != 0 && errno == ENOENT && strcmp(dir, "/") && strcmp(dir, "."))
+		wait_for_path(dir, timeout);
 	fd = inotify_init1(IN_CLOEXEC);
 	if (fd < 0)
 		die("inotify_init1");
@@ -192,15 +195,20 @@ static int do_send(int fd, uint64_t bytes, uint64_t seed)
 }
 
 /* Reads to end of file, or until @bytes when it is not zero. */
-static int do_recv(int fd, uint64_t bytes, uint64_t seed, bool verify)
+/* --slow: a reader that takes 16 KiB at a time and pauses 200 us after each. */
+#define SLOW_CHUNK 16384
+static const struct timespec slow_pause = { .tv_nsec = 200000 };
+
+static int do_recv(int fd, uint64_t bytes, uint64_t seed, bool verify, bool slow)
 {
 	static unsigned char buf[CHUNK], want[CHUNK];
+	const size_t chunk = slow ? SLOW_CHUNK : CHUNK;
 	struct stream got, expect;
 
 	stream_init(&got, seed);
 	stream_init(&expect, seed);
 	while (!bytes || got.count < bytes) {
-		size_t room = bytes && bytes - got.count < CHUNK ? (size_t)(bytes - got.count) : CHUNK;
+		size_t room = bytes && bytes - got.count < chunk ? (size_t)(bytes - got.count) : chunk;
 		ssize_t n = read(fd, buf, room);
 
 		if (n < 0) {
@@ -219,6 +227,8 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, bool verify)
 			}
 		}
 		stream_hash(&got, buf, (size_t)n);
+		if (slow)
+			nanosleep(&slow_pause, NULL);
 	}
 	report("received ", &got);
 	if (bytes && got.count != bytes) {
@@ -294,10 +304,11 @@ static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 		"usage: vmc-xfer send --bytes N [--seed S] [--wait SECS] TARGET\n"
-		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--wait SECS] TARGET\n"
+		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--slow] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer wait --wait SECS PATH\n"
 		"TARGET is a vmchannel device node, a channel's host Unix socket, or - (stdin).\n"
+		"--slow reads 16 KiB at a time and pauses 200 us after each read.\n"
 		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
 	exit(status);
 }
@@ -328,12 +339,13 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 's' },
 		{ "wait", required_argument, NULL, 'w' },
 		{ "verify", no_argument, NULL, 'v' },
+		{ "slow", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	uint64_t bytes = 0, seed = 1;
 	double wait = 0;
-	bool verify = false;
+	bool verify = false, slow = false;
 	const char *mode;
 	int opt, fd;
 
@@ -349,6 +361,7 @@ int main(int argc, char **argv)
 		case 's': seed = parse_size(optarg); break;
 		case 'w': wait = atof(optarg); break;
 		case 'v': verify = true; break;
+		case 'S': slow = true; break;
 		case 'h': usage(0);
 		default: usage(2);
 		}
@@ -363,7 +376,7 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "send") && bytes)
 		return do_send(fd, bytes, seed);
 	if (!strcmp(mode, "recv"))
-		return do_recv(fd, bytes, seed, verify);
+		return do_recv(fd, bytes, seed, verify, slow);
 	if (!strcmp(mode, "echo-check") && bytes)
 		return do_echo_check(fd, bytes, seed);
 	usage(2);
