@@ -43,23 +43,33 @@ static bool name_ok(const char *name)
 	return vmchannel_name_check(field) == VMCHANNEL_NAME_OK;
 }
 
+/* "ok" and every channel name, on one line: room for a full table. */
+#define LIST_MAX_LEN (4 + VMCHANNEL_MAX_CHANNELS * VMCHANNEL_NAME_SIZE)
+
+static void list_channels(void)
+{
+	static char answer[LIST_MAX_LEN];
+	size_t used = (size_t)snprintf(answer, sizeof(answer), "ok");
+	unsigned int i;
+
+	/* Names are at most 63 bytes, so a space and a name always fit. */
+	for (i = 0; i < ctl.dev->nchans; i++)
+		used += (size_t)snprintf(answer + used, sizeof(answer) - used, " %s",
+					 ctl.dev->chans[i]->name);
+	snprintf(answer + used, sizeof(answer) - used, "\n");
+	reply(answer);
+}
+
 static void execute(char *line)
 {
-	char answer[LINE_MAX_LEN * 2] = "ok";
+	char answer[LINE_MAX_LEN * 2];
 	char *arg = strchr(line, ' ');
-	unsigned int i;
-	size_t used;
 	int err;
 
 	if (arg)
 		*arg++ = '\0';
 	if (!strcmp(line, "list") && !arg) {
-		used = strlen(answer);
-		for (i = 0; i < ctl.dev->nchans && used + VMCHANNEL_NAME_SIZE + 2 < sizeof(answer); i++)
-			used += (size_t)snprintf(answer + used, sizeof(answer) - used, " %s",
-						 ctl.dev->chans[i]->name);
-		strcat(answer, "\n");
-		reply(answer);
+		list_channels();
 		return;
 	}
 	if ((strcmp(line, "add") && strcmp(line, "remove")) || !arg) {

@@ -146,32 +146,26 @@ t_echo_1mib() {
 # entry carries data (the configuration window reaches every entry).
 t_channels_256() {
     local i msg="to the last of 258 channels"
-    extra_channels=()
+    local -a extra_channels=()
     for i in $(seq 0 255); do
         extra_channels+=(--channel "c$i")
     done
     guest "$1" sh -c 'ls /dev/vmchannel | wc -l; cat /dev/vmchannel/c255'
-    extra_channels=()
     "$XFER" wait --wait "$WAIT" "$work/ep/c255.sock" &&
         printf '%s\n' "$msg" | socat -u - "UNIX-CONNECT:$work/ep/c255.sock"
+    local listed
+    listed=$(control list | tr '\n' ' ')
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     [ "$(cat "$work/guest.out")" = "$(printf '258\n%s' "$msg")" ] ||
         { why="guest printed something else"; return 1; }
+    [ "$listed" = "t echo $(seq -f 'c%g' -s ' ' 0 255) " ] ||
+        { why="vmchannelctl list: ${listed:0:200}..."; return 1; }
 }
 
-# control COMMAND: one line to vmchanneld's control socket; succeeds on "ok".
+# control COMMAND [NAME]: vmchannelctl on vmchanneld's control socket.
 control() {
     "$XFER" wait --wait "$WAIT" "$work/ep/control" &&
-        [ "$(printf '%s\n' "$1" | socat -t 5 - "UNIX-CONNECT:$work/ep/control")" = ok ]
-}
-
-# When the guest is done, vm-run stops vmchanneld with SIGTERM: it exits 0
-# and removes every socket it made (channels and control).
-t_sigterm() {
-    guest "$1" true
-    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
-    grep -q "vmchanneld exited" "$work/guest.out" && { why="$(cat "$work/guest.out")"; return 1; }
-    [ -z "$(ls -A "$work/ep")" ] || { why="left behind: $(ls -A "$work/ep" | tr '\n' ' ')"; return 1; }
+        "$TOP/host/vmchannelctl" --control-socket "$work/ep/control" "$@"
 }
 
 # A channel added while the guest runs appears as a node and carries data; when
@@ -182,12 +176,13 @@ t_hotplug() {
         cat /dev/vmchannel/late && echo done > /dev/vmchannel/t &&
         { cat /dev/vmchannel/late; echo \"rc=\$?\"; } &&
         if [ -e /dev/vmchannel/late ]; then echo still-there; else echo gone; fi"
-    control "add late" || { why="add refused"; return 1; }
+    control add late || { why="add refused"; return 1; }
     "$XFER" wait --wait "$WAIT" "$work/ep/late.sock" &&
         printf '%s\n' "$msg" | socat -u - "UNIX-CONNECT:$work/ep/late.sock"
     # The guest has read it when it writes to t; only then remove.
     [ "$(socat -u "UNIX-CONNECT:$work/ep/t.sock" -)" = done ] || { why="no sync"; return 1; }
-    control "remove late" || { why="remove refused"; return 1; }
+    control remove late || { why="remove refused"; return 1; }
+    control remove late 2>/dev/null && { why="removing it twice succeeded"; return 1; }
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     [ "$(head -n1 "$work/guest.out")" = "$msg" ] || { why="data lost"; return 1; }
     grep -qx 'rc=1' "$work/guest.out" || { why="blocked reader did not fail"; return 1; }
@@ -353,7 +348,7 @@ t_isolation() {
 # then ENODEV from read, write and the wait ioctl; the node is gone.
 t_removal() {
     guest "$1" "$PROBE" removal --ready /dev/vmchannel/echo /dev/vmchannel/t
-    guest_ready && control "remove t" || { why="remove refused $why"; return 1; }
+    guest_ready && control remove t || { why="remove refused $why"; return 1; }
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     expect_output "poll: POLLHUP POLLERR
 read: No such device

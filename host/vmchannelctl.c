@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmchannelctl: adds, removes and lists the channels of a running vmchanneld
+ * through its control socket (vmchanneld --control-socket).  See
+ * vmchannelctl(1).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define VMCHANNELCTL_VERSION "0.1.0"
+#define EXIT_USAGE 2
+/* An answer is one line: "ok ..." or "error: ...", at most a full channel list. */
+#define ANSWER_MAX (1 << 17)
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vmchannelctl --control-socket PATH add NAME\n"
+		"       vmchannelctl --control-socket PATH remove NAME\n"
+		"       vmchannelctl --control-socket PATH list\n"
+		"\n"
+		"Add or remove a channel of a running vmchanneld (the guest sees it appear\n"
+		"or disappear at once), or list its channels, one per line.\n"
+		"\n"
+		"  -c, --control-socket PATH  vmchanneld's --control-socket\n"
+		"  --help, --version\n"
+		"\n"
+		"Exit status: 0 done, 1 refused or unreachable, 2 bad command line.\n");
+}
+
+static int connect_control(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		fprintf(stderr, "vmchannelctl: %s: path too long\n", path);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		fprintf(stderr, "vmchannelctl: %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Sends one command line and reads the one-line answer into @answer. */
+static int ask(int fd, const char *command, char *answer, size_t size)
+{
+	size_t len = strlen(command), got = 0;
+	ssize_t n;
+
+	if (send(fd, command, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
+		return -1;
+	while (got + 1 < size && (!got || answer[got - 1] != '\n')) {
+		n = read(fd, answer + got, size - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	answer[got] = '\0';
+	if (!got || answer[got - 1] != '\n')
+		return -1;
+	answer[got - 1] = '\0';
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_HELP = 256, OPT_VERSION };
+	static const struct option opts[] = {
+		{ "control-socket", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 }
+	};
+	static char command[512], answer[ANSWER_MAX];
+	const char *path = NULL;
+	char *name;
+	int opt, fd;
+
+	while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case OPT_HELP: usage(stdout); return 0;
+		case OPT_VERSION: printf("vmchannelctl %s\n", VMCHANNELCTL_VERSION); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "vmchannelctl: give --control-socket PATH\n");
+		return EXIT_USAGE;
+	}
+	if (optind < argc && !strcmp(argv[optind], "list") && argc - optind == 1) {
+		snprintf(command, sizeof(command), "list");
+	} else if (optind < argc && (!strcmp(argv[optind], "add") || !strcmp(argv[optind], "remove")) &&
+		   argc - optind == 2) {
+		/* vmchanneld checks the name; a line break would split the command. */
+		if (strlen(argv[optind + 1]) > 200 || strpbrk(argv[optind + 1], " \n")) {
+			fprintf(stderr, "vmchannelctl: invalid channel name '%s'\n", argv[optind + 1]);
+			return EXIT_USAGE;
+		}
+		snprintf(command, sizeof(command), "%s %s", argv[optind], argv[optind + 1]);
+	} else {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	fd = connect_control(path);
+	if (fd < 0)
+		return 1;
+	if (ask(fd, command, answer, sizeof(answer)) < 0) {
+		fprintf(stderr, "vmchannelctl: no answer from %s\n", path);
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	if (strncmp(answer, "ok", 2) || (answer[2] && answer[2] != ' ')) {
+		fprintf(stderr, "vmchannelctl: %s\n", answer);
+		return 1;
+	}
+	/* "ok a b c": one name per line. */
+	for (name = strtok(answer + 2, " "); name; name = strtok(NULL, " "))
+		printf("%s\n", name);
+	return 0;
+}
