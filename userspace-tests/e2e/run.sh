@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(sigterm h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
+all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -166,6 +166,30 @@ t_channels_256() {
 control() {
     "$XFER" wait --wait "$WAIT" "$work/ep/control" &&
         "$TOP/host/vmchannelctl" --control-socket "$work/ep/control" "$@"
+}
+
+# When the guest is done, vm-run stops vmchanneld with SIGTERM: it exits 0
+# and removes every socket it made (channels and control).
+t_sigterm() {
+    guest "$1" true
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    grep -q "vmchanneld exited" "$work/guest.out" && { why="$(cat "$work/guest.out")"; return 1; }
+    [ -z "$(ls -A "$work/ep")" ] || { why="left behind: $(ls -A "$work/ep" | tr '\n' ' ')"; return 1; }
+}
+
+# QEMU exits and a new QEMU connects to the same vmchanneld (a VM restart):
+# the device works again from a clean state, the same host sockets serve it.
+t_qemu_restart() {
+    local -a extra_vm_args=(--boots 2)
+    guest "$1" sh -c '[ "$(cat /run/vm-run/boot)" = 1 ] || echo ready >/dev/vmchannel/echo
+        cat /dev/vmchannel/t'
+    "$XFER" wait --wait "$WAIT" "$work/ep/t.sock" &&
+        printf 'first QEMU\n' | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    # Only once the second guest runs: bytes sent earlier would reach the first.
+    guest_ready && printf 'second QEMU\n' | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
+    expect_output "first QEMU
+second QEMU"
 }
 
 # A channel added while the guest runs appears as a node and carries data; when
