@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
+all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -190,6 +190,21 @@ t_qemu_restart() {
     guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
     expect_output "first QEMU
 second QEMU"
+}
+
+# The driver goes away and comes back in the same boot (device reset, then a
+# new probe): the open session ends, vmchanneld starts afresh, data flows.
+t_device_reset() {
+    guest "$1" sh -c 'exec 3</dev/vmchannel/t; echo ready >/dev/vmchannel/echo
+        head -c 6 <&3; echo
+        exec 3<&-
+        rmmod vmchannel && insmod '"$TOP"'/build/driver-$(uname -r)/vmchannel.ko &&
+        echo ready >/dev/vmchannel/echo && cat /dev/vmchannel/t'
+    guest_ready && printf 'before' | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_ready && printf 'after\n' | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
+    expect_output "before
+after"
 }
 
 # A channel added while the guest runs appears as a node and carries data; when
