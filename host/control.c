@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config_file.h"
 #include "control.h"
 #include "endpoint.h"
 #include "event_loop.h"
@@ -30,17 +31,6 @@ static void reply(const char *text)
 	/* Answers are short; a client that does not read them is dropped. */
 	if (send(ctl.client_fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len)
 		log_warn("control: cannot answer");
-}
-
-static bool name_ok(const char *name)
-{
-	__u8 field[VMCHANNEL_NAME_SIZE] = { 0 };
-	size_t len = strlen(name);
-
-	if (len >= VMCHANNEL_NAME_SIZE)
-		return false;
-	memcpy(field, name, len);
-	return vmchannel_name_check(field) == VMCHANNEL_NAME_OK;
 }
 
 /* "ok" and every channel name, on one line: room for a full table. */
@@ -76,7 +66,7 @@ static void execute(char *line)
 		reply("error: commands are add NAME, remove NAME, list\n");
 		return;
 	}
-	if (!name_ok(arg)) {
+	if (!channel_name_valid(arg)) {
 		reply("error: invalid channel name\n");
 		return;
 	}

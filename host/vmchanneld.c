@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config_file.h"
 #include "control.h"
 #include "endpoint.h"
 #include "event_loop.h"
@@ -29,6 +30,8 @@ static struct vmc_device device;
 static int frontend_listen_fd = -1;
 static struct watch frontend_watch = { .fd = -1 };
 static struct watch signal_watch = { .fd = -1 };
+static const char *config_path;
+static struct vmc_config file_config;	/* as last loaded from config_path */
 
 static void usage(FILE *out)
 {
@@ -45,6 +48,8 @@ static void usage(FILE *out)
 		"  --endpoint-dir DIR    where the channel sockets go (default: .)\n"
 		"  --channel NAME        serve channel NAME (repeatable): 1-63 bytes of\n"
 		"                        [A-Za-z0-9._:+-], not \".\" or \"..\"\n"
+		"  --config FILE         settings and channels from FILE (see vmchanneld(8));\n"
+		"                        SIGHUP reads its channels again\n"
 		"  --control-socket PATH add/remove channels at run time through PATH\n"
 		"                        (lines: add NAME, remove NAME, list)\n"
 		"  --notify-fd FD        write READY=1 to FD once listening, then close it\n"
@@ -100,14 +105,54 @@ static void frontend_accept(void *opaque, uint32_t events)
 	loop_set_events(&frontend_watch, 0);
 }
 
+/*
+ * SIGHUP: reads the configuration file again and adds and removes channels
+ * to match its channel lines (channels given with --channel stay).  A bad
+ * file changes nothing.
+ */
+static void reload_config(void)
+{
+	static struct vmc_config fresh;
+	char err[PATH_MAX + 128];
+	unsigned int i;
+
+	if (!config_path) {
+		log_warn("SIGHUP without --config: nothing to reload");
+		return;
+	}
+	if (config_load(config_path, &fresh, err, sizeof(err)) < 0) {
+		log_error("reload: %s; nothing changed", err);
+		return;
+	}
+	if (strcmp(fresh.endpoint_dir, file_config.endpoint_dir) ||
+	    strcmp(fresh.control_socket, file_config.control_socket))
+		log_warn("reload: endpoint-dir and control-socket take effect on restart");
+	for (i = 0; i < file_config.nchannels; i++)
+		if (!config_has_channel(&fresh, file_config.channels[i]) &&
+		    vmc_device_remove_channel(&device, file_config.channels[i]) < 0)
+			log_error("reload: cannot remove channel %s", file_config.channels[i]);
+	for (i = 0; i < fresh.nchannels; i++)
+		if (!config_has_channel(&file_config, fresh.channels[i]) &&
+		    vmc_device_add_channel(&device, fresh.channels[i]) < 0)
+			log_error("reload: cannot add channel %s", fresh.channels[i]);
+	memcpy(file_config.channels, fresh.channels, sizeof(fresh.channels));
+	file_config.nchannels = fresh.nchannels;
+	log_info("reloaded %s: %u channels from the file", config_path, fresh.nchannels);
+}
+
 static void signal_ready(void *opaque, uint32_t events)
 {
 	struct signalfd_siginfo si;
 
 	(void)opaque;
 	(void)events;
-	if (read(signal_watch.fd, &si, sizeof(si)) == sizeof(si))
-		log_info("signal %u: exiting", si.ssi_signo);
+	if (read(signal_watch.fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGHUP) {
+		reload_config();
+		return;
+	}
+	log_info("signal %u: exiting", si.ssi_signo);
 	loop_stop();
 }
 
@@ -147,14 +192,7 @@ static bool check_names(char **names, unsigned int n)
 	unsigned int i, j;
 
 	for (i = 0; i < n; i++) {
-		__u8 field[VMCHANNEL_NAME_SIZE] = { 0 };
-		size_t len = strlen(names[i]);
-
-		if (len < VMCHANNEL_NAME_SIZE)
-			memcpy(field, names[i], len);
-		else
-			memset(field, 'x', sizeof(field));
-		if (vmchannel_name_check(field) != VMCHANNEL_NAME_OK) {
+		if (!channel_name_valid(names[i])) {
 			fprintf(stderr, "vmchanneld: invalid channel name '%s': use 1-%d bytes of "
 				"[A-Za-z0-9._:+-], not \".\" or \"..\"\n", names[i], VMCHANNEL_NAME_MAX);
 			return false;
@@ -171,7 +209,7 @@ static bool check_names(char **names, unsigned int n)
 int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
-	       OPT_MEMORY, OPT_ID, OPT_CAPS, OPT_FAULT, OPT_HELP, OPT_VERSION };
+	       OPT_MEMORY, OPT_ID, OPT_CONFIG, OPT_CAPS, OPT_FAULT, OPT_HELP, OPT_VERSION };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -182,6 +220,7 @@ int main(int argc, char **argv)
 		{ "print-qemu-args", no_argument, NULL, OPT_QEMU },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 		{ "id", required_argument, NULL, OPT_ID },
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
 		{ "fault", required_argument, NULL, OPT_FAULT },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -189,9 +228,10 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 }
 	};
-	const char *socket_path = NULL, *dir = ".", *memory = "1G", *control_path = NULL;
+	const char *socket_path = NULL, *dir = NULL, *memory = "1G", *control_path = NULL;
 	const char *qemu_id = "vmchannel0";
-	char **names = calloc((size_t)argc, sizeof(*names));
+	char **names = calloc((size_t)argc + VMCHANNEL_MAX_CHANNELS, sizeof(*names));
+	char err[PATH_MAX + 128];
 	unsigned int nnames = 0;
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
 	bool qemu_args = false;
@@ -207,6 +247,7 @@ int main(int argc, char **argv)
 		case OPT_CONTROL: control_path = optarg; break;
 		case OPT_MEMORY: memory = optarg; break;
 		case OPT_ID: qemu_id = optarg; break;
+		case OPT_CONFIG: config_path = optarg; break;
 		case OPT_QEMU: qemu_args = true; break;
 		case OPT_FAULT:
 			if (vmc_fault_parse(optarg) < 0) {
@@ -254,6 +295,21 @@ int main(int argc, char **argv)
 		print_qemu_args(socket_path, qemu_id, strcmp(memory, "none") ? memory : NULL);
 		return 0;
 	}
+	if (config_path) {
+		if (config_load(config_path, &file_config, err, sizeof(err)) < 0) {
+			fprintf(stderr, "vmchanneld: %s\n", err);
+			return EXIT_USAGE;
+		}
+		/* Flags win over the file. */
+		if (!dir && file_config.endpoint_dir[0])
+			dir = file_config.endpoint_dir;
+		if (!control_path && file_config.control_socket[0])
+			control_path = file_config.control_socket;
+		for (unsigned int i = 0; i < file_config.nchannels; i++)
+			names[nnames++] = file_config.channels[i];
+	}
+	if (!dir)
+		dir = ".";
 	if (!socket_path == (listen_fd < 0)) {
 		fprintf(stderr, "vmchanneld: give exactly one of --socket-path and --fd\n");
 		return EXIT_USAGE;

@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
+all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -205,6 +205,24 @@ t_device_reset() {
     guest_done || { why="guest exited $(cat "$work/guest.status") $why"; return 1; }
     expect_output "before
 after"
+}
+
+# vmchanneld --config FILE; SIGHUP reads the file again: a channel dropped
+# from it disappears in the guest, a channel added appears.
+t_sighup_reload() {
+    printf '# e2e\nchannel first\n' >"$work/vmc.conf"
+    local -a extra_vm_args=("--daemon-arg=--config=$work/vmc.conf")
+    guest "$1" sh -c 'echo "at boot:" $(ls /dev/vmchannel); echo ready >/dev/vmchannel/echo
+        '"$XFER"' wait --wait 60 /dev/vmchannel/second && echo "after SIGHUP:" $(ls /dev/vmchannel)'
+    guest_ready || return 1
+    printf 'channel second\n' >"$work/vmc.conf"
+    # vmchanneld is the child of vm-run, the child of the guest's subshell.
+    local runner daemon
+    runner=$(pgrep -P "$guest_pid") && daemon=$(pgrep -P "$runner" -x vmchanneld) &&
+        kill -HUP "$daemon" || { why="no vmchanneld to signal"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    expect_output "at boot: echo first t
+after SIGHUP: echo second t"
 }
 
 # A channel added while the guest runs appears as a node and carries data; when

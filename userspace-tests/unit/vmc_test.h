@@ -25,5 +25,6 @@ void vmc_add_test(CU_pSuite suite, const char *name, CU_TestFunc fn);
 void register_uapi_tests(void);
 void register_config_tests(void);
 void register_host_tests(void);
+void register_config_file_tests(void);
 
 #endif /* VMC_TEST_H */
