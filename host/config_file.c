@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "config_file.h"
 
@@ -19,6 +21,37 @@ bool channel_name_valid(const char *name)
 		return false;
 	memcpy(field, name, len);
 	return vmchannel_name_check(field) == VMCHANNEL_NAME_OK;
+}
+
+int channel_spec_parse(const char *spec, char *name, char *connect_path, const char **why)
+{
+	struct sockaddr_un addr;
+	const char *eq = strchr(spec, '=');
+	size_t len = eq ? (size_t)(eq - spec) : strlen(spec);
+
+	connect_path[0] = '\0';
+	if (len >= VMCHANNEL_NAME_SIZE) {
+		*why = "channel name longer than 63 bytes";
+		return -1;
+	}
+	memcpy(name, spec, len);
+	name[len] = '\0';
+	if (!channel_name_valid(name)) {
+		*why = "invalid channel name: use 1-63 bytes of [A-Za-z0-9._:+-], not . or ..";
+		return -1;
+	}
+	if (!eq)
+		return 0;
+	if (strncmp(eq + 1, "connect:", 8) || !eq[9]) {
+		*why = "endpoint must be connect:PATH";
+		return -1;
+	}
+	if (strlen(eq + 9) >= sizeof(addr.sun_path)) {
+		*why = "socket path too long";
+		return -1;
+	}
+	strcpy(connect_path, eq + 9);
+	return 0;
 }
 
 bool config_has_channel(const struct vmc_config *cfg, const char *name)
@@ -60,6 +93,37 @@ static bool set_path(char *dst, const char *value, const char **why)
 	return true;
 }
 
+/* "channel NAME [connect:PATH]": stored as the spec "NAME[=connect:PATH]". */
+static void add_channel(struct vmc_config *cfg, char *value, const char **why)
+{
+	char spec[CHANNEL_SPEC_MAX], name[VMCHANNEL_NAME_SIZE], connect_path[108];
+	char *endpoint = value + strcspn(value, " \t");
+	unsigned int i;
+
+	if (*endpoint) {
+		*endpoint++ = '\0';
+		endpoint += strspn(endpoint, " \t");
+	}
+	if (strlen(value) >= VMCHANNEL_NAME_SIZE || strlen(endpoint) >= sizeof(spec) - VMCHANNEL_NAME_SIZE) {
+		*why = "channel name or endpoint too long";
+		return;
+	}
+	snprintf(spec, sizeof(spec), "%s%s%s", value, *endpoint ? "=" : "", endpoint);
+	if (channel_spec_parse(spec, name, connect_path, why) < 0)
+		return;
+	for (i = 0; i < cfg->nchannels; i++)
+		if (!strncmp(cfg->channels[i], name, strlen(name)) &&
+		    (cfg->channels[i][strlen(name)] == '\0' || cfg->channels[i][strlen(name)] == '=')) {
+			*why = "channel listed twice";
+			return;
+		}
+	if (cfg->nchannels == VMCHANNEL_MAX_CHANNELS) {
+		*why = "too many channels";
+		return;
+	}
+	strcpy(cfg->channels[cfg->nchannels++], spec);
+}
+
 int config_load(const char *path, struct vmc_config *cfg, char *err, size_t errlen)
 {
 	char line[PATH_MAX + 64], *key, *value;
@@ -86,14 +150,7 @@ int config_load(const char *path, struct vmc_config *cfg, char *err, size_t errl
 		} else if (!strcmp(key, "control-socket")) {
 			set_path(cfg->control_socket, value, &why);
 		} else if (!strcmp(key, "channel")) {
-			if (!channel_name_valid(value))
-				why = "invalid channel name (1-63 bytes of [A-Za-z0-9._:+-], not . or ..)";
-			else if (config_has_channel(cfg, value))
-				why = "channel listed twice";
-			else if (cfg->nchannels == VMCHANNEL_MAX_CHANNELS)
-				why = "too many channels";
-			else
-				strcpy(cfg->channels[cfg->nchannels++], value);
+			add_channel(cfg, value, &why);
 		} else {
 			why = "unknown setting (endpoint-dir, control-socket, channel)";
 		}

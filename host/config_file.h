@@ -5,7 +5,8 @@
  *
  *   endpoint-dir DIR        like --endpoint-dir
  *   control-socket PATH     like --control-socket
- *   channel NAME            like --channel (repeatable)
+ *   channel NAME [connect:PATH]
+ *                           like --channel NAME[=connect:PATH] (repeatable)
  *
  * SIGHUP reads the file again and applies its channel lines.
  */
@@ -17,10 +18,13 @@
 #include <stddef.h>
 #include <linux/vmchannel.h>
 
+/* Room for a channel spec "NAME=connect:PATH": longest name and socket path. */
+#define CHANNEL_SPEC_MAX 192
+
 struct vmc_config {
 	char endpoint_dir[PATH_MAX];		/* "" when not set */
 	char control_socket[PATH_MAX];		/* "" when not set */
-	char channels[VMCHANNEL_MAX_CHANNELS][VMCHANNEL_NAME_SIZE];
+	char channels[VMCHANNEL_MAX_CHANNELS][CHANNEL_SPEC_MAX];	/* specs */
 	unsigned int nchannels;
 };
 
@@ -28,12 +32,20 @@ struct vmc_config {
 bool channel_name_valid(const char *name);
 
 /*
+ * Splits a channel spec, "NAME" (listen at <dir>/NAME.sock) or
+ * "NAME=connect:PATH" (connect to the host service at PATH), into @name
+ * (VMCHANNEL_NAME_SIZE bytes) and @connect_path (108 bytes, "" to listen).
+ * Returns 0, or -1 with a reason in @why.
+ */
+int channel_spec_parse(const char *spec, char *name, char *connect_path, const char **why);
+
+/*
  * Reads @path into @cfg.  On error returns -1 and leaves a one-line reason,
  * "FILE:LINE: why", in @err.
  */
 int config_load(const char *path, struct vmc_config *cfg, char *err, size_t errlen);
 
-/* True if @cfg lists channel @name. */
+/* True if @cfg lists the channel spec @spec, endpoint included. */
 bool config_has_channel(const struct vmc_config *cfg, const char *name);
 
 #endif /* VMC_CONFIG_FILE_H */

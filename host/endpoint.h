@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Listening Unix sockets: the channels' host endpoints <dir>/<name>.sock, and
- * the vhost-user socket QEMU connects to.
+ * Unix sockets: the channels' host endpoints (listening at <dir>/<name>.sock,
+ * or connecting to a host service), and the vhost-user socket QEMU connects to.
  */
 #ifndef VMC_ENDPOINT_H
 #define VMC_ENDPOINT_H
@@ -18,5 +18,8 @@ int endpoint_listen(const char *path);
 int endpoint_accept(int listen_fd);
 /* Builds "<dir>/<name>.sock"; -1 if it does not fit a socket address. */
 int endpoint_path(char *buf, size_t size, const char *dir, const char *name);
+
+/* Connects to the listening socket @path, non-blocking; -1 with errno set. */
+int endpoint_connect(const char *path);
 
 #endif /* VMC_ENDPOINT_H */

@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "config_file.h"
 #include "endpoint.h"
 #include "log.h"
 #include "vmc_device.h"
@@ -28,6 +30,7 @@
 
 static void chan_pump(struct vmc_chan *ch);
 static void chan_update_watch(struct vmc_chan *ch);
+static void chan_retry(struct vmc_chan *ch, bool on);
 
 static struct vmc_chan *chan_by_id(struct vmc_device *dev, uint32_t id)
 {
@@ -312,6 +315,9 @@ static void chan_close_client(struct vmc_chan *ch)
 	ch->buf_len = 0;
 	ch->shutdown_pending = false;
 	log_info("channel %s: host program disconnected", ch->name);
+	/* A service that went away while the guest waits is called again. */
+	if (ch->connects && ch->guest_open)
+		chan_retry(ch, true);
 }
 
 /* Marks credit owed to the guest when enough was consumed. */
@@ -397,17 +403,8 @@ static void chan_client_ready(void *opaque, uint32_t events)
 	chan_update_watch(ch);
 }
 
-static void chan_accept(void *opaque, uint32_t events)
+static void chan_attach_client(struct vmc_chan *ch, int fd)
 {
-	struct vmc_chan *ch = opaque;
-	int fd;
-
-	(void)events;
-	if (ch->client_fd >= 0)
-		return;
-	fd = endpoint_accept(ch->listen_fd);
-	if (fd < 0)
-		return;
 	ch->client_fd = fd;
 	if (loop_watch(&ch->client_watch, fd, 0, chan_client_ready, ch) < 0) {
 		close(fd);
@@ -418,6 +415,73 @@ static void chan_accept(void *opaque, uint32_t events)
 	if (ch->guest_open)
 		ch->send_connect = true;
 	chan_pump(ch);
+}
+
+static void chan_accept(void *opaque, uint32_t events)
+{
+	struct vmc_chan *ch = opaque;
+	int fd;
+
+	(void)events;
+	if (ch->client_fd >= 0)
+		return;
+	fd = endpoint_accept(ch->listen_fd);
+	if (fd >= 0)
+		chan_attach_client(ch, fd);
+}
+
+/* ---- connecting endpoints: retried every second while the guest waits ---- */
+
+static void chan_connect(struct vmc_chan *ch);
+
+static void chan_retry_tick(void *opaque, uint32_t events)
+{
+	struct vmc_chan *ch = opaque;
+	uint64_t ticks;
+
+	(void)events;
+	if (read(ch->retry_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		log_warn("channel %s: retry timer: %s", ch->name, strerror(errno));
+	chan_connect(ch);
+}
+
+static void chan_retry(struct vmc_chan *ch, bool on)
+{
+	struct itimerspec every_second = { { 1, 0 }, { 1, 0 } }, off = { { 0, 0 }, { 0, 0 } };
+
+	if (ch->retry_fd < 0) {
+		if (!on)
+			return;
+		ch->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (ch->retry_fd < 0 ||
+		    loop_watch(&ch->retry_watch, ch->retry_fd, EPOLLIN, chan_retry_tick, ch) < 0) {
+			log_error("channel %s: no retry timer: %s", ch->name, strerror(errno));
+			if (ch->retry_fd >= 0)
+				close(ch->retry_fd);
+			ch->retry_fd = -1;
+			return;
+		}
+	}
+	timerfd_settime(ch->retry_fd, 0, on ? &every_second : &off, NULL);
+}
+
+/* While the guest has the channel open, keeps it connected to its service. */
+static void chan_connect(struct vmc_chan *ch)
+{
+	int fd;
+
+	if (!ch->connects || !ch->guest_open || ch->client_fd >= 0) {
+		chan_retry(ch, false);
+		return;
+	}
+	fd = endpoint_connect(ch->path);
+	if (fd < 0) {
+		log_debug("channel %s: connecting to %s: %s", ch->name, ch->path, strerror(errno));
+		chan_retry(ch, true);
+		return;
+	}
+	chan_retry(ch, false);
+	chan_attach_client(ch, fd);
 }
 
 /* ---- guest -> device (txq) ---- */
@@ -445,6 +509,7 @@ static void guest_open(struct vmc_chan *ch)
 	ch->send_disconnect = false;
 	ch->send_credit = false;
 	ch->shutdown_pending = false;
+	chan_connect(ch);
 }
 
 static void guest_close(struct vmc_chan *ch)
@@ -463,6 +528,7 @@ static void guest_close(struct vmc_chan *ch)
 	chan_flush(ch);
 	if (ch->client_fd >= 0 && ch->client_hup)
 		chan_close_client(ch);
+	chan_retry(ch, false);
 }
 
 static void guest_data(struct vmc_chan *ch, const struct vq_elem *elem, uint32_t len)
@@ -609,14 +675,24 @@ static void chan_destroy(struct vmc_chan *ch)
 		close(ch->listen_fd);
 		unlink(ch->path);
 	}
+	if (ch->retry_fd >= 0) {
+		loop_unwatch(&ch->retry_watch);
+		close(ch->retry_fd);
+	}
 	free(ch->buf);
 	loop_defer_free(ch);
 }
 
-static int chan_create(struct vmc_device *dev, const char *name)
+static int chan_create(struct vmc_device *dev, const char *spec)
 {
+	char name[VMCHANNEL_NAME_SIZE], connect_path[108];
+	const char *why;
 	struct vmc_chan *ch;
 
+	if (channel_spec_parse(spec, name, connect_path, &why) < 0) {
+		log_error("channel %s: %s", spec, why);
+		return -EINVAL;
+	}
 	if (dev->nchans == VMCHANNEL_MAX_CHANNELS) {
 		log_error("channel %s: the device has %u channels already", name, dev->nchans);
 		return -ENOSPC;
@@ -631,9 +707,18 @@ static int chan_create(struct vmc_device *dev, const char *name)
 	ch->dev = dev;
 	ch->id = dev->next_id++;
 	ch->client_fd = -1;
+	ch->listen_fd = -1;
+	ch->retry_fd = -1;
 	ch->client_watch.fd = -1;
 	ch->listen_watch.fd = -1;
+	ch->retry_watch.fd = -1;
 	snprintf(ch->name, sizeof(ch->name), "%s", name);
+	if (connect_path[0]) {
+		ch->connects = true;
+		snprintf(ch->path, sizeof(ch->path), "%s", connect_path);
+		dev->chans[dev->nchans++] = ch;
+		return 0;
+	}
 	if (endpoint_path(ch->path, sizeof(ch->path), dev->dir, ch->name) < 0) {
 		log_error("%s/%s.sock: path too long for a socket", dev->dir, ch->name);
 		free(ch);
@@ -661,12 +746,12 @@ static void table_changed(struct vmc_device *dev)
 	vu_dev_config_changed(&dev->vu);
 }
 
-int vmc_device_add_channel(struct vmc_device *dev, const char *name)
+int vmc_device_add_channel(struct vmc_device *dev, const char *spec)
 {
-	int err = chan_create(dev, name);
+	int err = chan_create(dev, spec);
 
 	if (!err) {
-		log_info("channel %s added", name);
+		log_info("channel %s added", spec);
 		table_changed(dev);
 	}
 	return err;
@@ -690,7 +775,7 @@ int vmc_device_remove_channel(struct vmc_device *dev, const char *name)
 	return 0;
 }
 
-int vmc_device_init(struct vmc_device *dev, const char *dir, char **names,
+int vmc_device_init(struct vmc_device *dev, const char *dir, char **specs,
 		    unsigned int n)
 {
 	unsigned int i;
@@ -704,7 +789,7 @@ int vmc_device_init(struct vmc_device *dev, const char *dir, char **names,
 	if (!dev->chans)
 		return -1;
 	for (i = 0; i < n; i++)
-		if (chan_create(dev, names[i]) < 0)
+		if (chan_create(dev, specs[i]) < 0)
 			return -1;
 	return 0;
 }

@@ -24,10 +24,13 @@ struct vmc_chan {
 	struct vmc_device *dev;
 	uint32_t id;
 	char name[VMCHANNEL_NAME_SIZE];
-	char path[108];
+	char path[108];			/* where we listen, or connect to */
+	bool connects;			/* connect to @path when the guest opens */
 
 	/* Host endpoint. */
-	int listen_fd;
+	int listen_fd;			/* -1 when @connects */
+	int retry_fd;			/* timerfd: connect again, -1 until needed */
+	struct watch retry_watch;
 	struct watch listen_watch;
 	int client_fd;			/* -1: no host program connected */
 	struct watch client_watch;
@@ -69,13 +72,17 @@ struct vmc_device {
 	vmc_faults faults;		/* test-only hostile behaviour */
 };
 
-/* Sets up the device with channels named @names and their endpoints in @dir. */
-int vmc_device_init(struct vmc_device *dev, const char *dir, char **names,
+/* Sets up the device with channels from @specs and their endpoints in @dir. */
+int vmc_device_init(struct vmc_device *dev, const char *dir, char **specs,
 		    unsigned int n);
 /* Closes every endpoint and removes its socket. */
 void vmc_device_fini(struct vmc_device *dev);
-/* Adds or removes a channel at run time; the guest gets a config interrupt. */
-int vmc_device_add_channel(struct vmc_device *dev, const char *name);
+/*
+ * Adds a channel at run time from a spec, "NAME" or "NAME=connect:PATH"
+ * (endpoint_spec_parse()), or removes one by name; the guest gets a
+ * configuration-change interrupt.
+ */
+int vmc_device_add_channel(struct vmc_device *dev, const char *spec);
 int vmc_device_remove_channel(struct vmc_device *dev, const char *name);
 
 extern const struct vu_device_ops vmc_device_ops;

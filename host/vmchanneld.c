@@ -46,8 +46,11 @@ static void usage(FILE *out)
 		"  --socket-path PATH    listen for QEMU's vhost-user connection at PATH\n"
 		"  --fd FD               use the listening socket FD instead\n"
 		"  --endpoint-dir DIR    where the channel sockets go (default: .)\n"
-		"  --channel NAME        serve channel NAME (repeatable): 1-63 bytes of\n"
-		"                        [A-Za-z0-9._:+-], not \".\" or \"..\"\n"
+		"  --channel NAME[=connect:PATH]\n"
+		"                        serve channel NAME (repeatable): 1-63 bytes of\n"
+		"                        [A-Za-z0-9._:+-], not \".\" or \"..\"; its host end\n"
+		"                        listens at DIR/NAME.sock, or connects to the\n"
+		"                        service listening at PATH while the guest has it open\n"
 		"  --config FILE         settings and channels from FILE (see vmchanneld(8));\n"
 		"                        SIGHUP reads its channels again\n"
 		"  --control-socket PATH add/remove channels at run time through PATH\n"
@@ -127,10 +130,16 @@ static void reload_config(void)
 	if (strcmp(fresh.endpoint_dir, file_config.endpoint_dir) ||
 	    strcmp(fresh.control_socket, file_config.control_socket))
 		log_warn("reload: endpoint-dir and control-socket take effect on restart");
-	for (i = 0; i < file_config.nchannels; i++)
-		if (!config_has_channel(&fresh, file_config.channels[i]) &&
-		    vmc_device_remove_channel(&device, file_config.channels[i]) < 0)
-			log_error("reload: cannot remove channel %s", file_config.channels[i]);
+	for (i = 0; i < file_config.nchannels; i++) {
+		char name[VMCHANNEL_NAME_SIZE], path[108];
+		const char *why;
+
+		if (config_has_channel(&fresh, file_config.channels[i]))
+			continue;
+		channel_spec_parse(file_config.channels[i], name, path, &why);
+		if (vmc_device_remove_channel(&device, name) < 0)
+			log_error("reload: cannot remove channel %s", name);
+	}
 	for (i = 0; i < fresh.nchannels; i++)
 		if (!config_has_channel(&file_config, fresh.channels[i]) &&
 		    vmc_device_add_channel(&device, fresh.channels[i]) < 0)
@@ -186,22 +195,25 @@ static int parse_fd(const char *arg)
 	return (int)v;
 }
 
-/* Rejects bad or repeated channel names with one clear line. */
-static bool check_names(char **names, unsigned int n)
+/* Rejects bad channel specs or repeated names with one clear line. */
+static bool check_specs(char **specs, unsigned int n)
 {
+	char name[VMCHANNEL_NAME_SIZE], other[VMCHANNEL_NAME_SIZE], path[108];
+	const char *why;
 	unsigned int i, j;
 
 	for (i = 0; i < n; i++) {
-		if (!channel_name_valid(names[i])) {
-			fprintf(stderr, "vmchanneld: invalid channel name '%s': use 1-%d bytes of "
-				"[A-Za-z0-9._:+-], not \".\" or \"..\"\n", names[i], VMCHANNEL_NAME_MAX);
+		if (channel_spec_parse(specs[i], name, path, &why) < 0) {
+			fprintf(stderr, "vmchanneld: channel '%s': %s\n", specs[i], why);
 			return false;
 		}
-		for (j = 0; j < i; j++)
-			if (!strcmp(names[i], names[j])) {
-				fprintf(stderr, "vmchanneld: channel '%s' given twice\n", names[i]);
+		for (j = 0; j < i; j++) {
+			channel_spec_parse(specs[j], other, path, &why);
+			if (!strcmp(name, other)) {
+				fprintf(stderr, "vmchanneld: channel '%s' given twice\n", name);
 				return false;
 			}
+		}
 	}
 	return true;
 }
@@ -319,7 +331,7 @@ int main(int argc, char **argv)
 			VMCHANNEL_MAX_CHANNELS);
 		return EXIT_USAGE;
 	}
-	if (!check_names(names, nnames))
+	if (!check_specs(names, nnames))
 		return EXIT_USAGE;
 
 	if (loop_init() < 0 || setup_signals() < 0) {

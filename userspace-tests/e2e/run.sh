@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
+all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload connect_endpoint hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -223,6 +223,23 @@ t_sighup_reload() {
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     expect_output "at boot: echo first t
 after SIGHUP: echo second t"
+}
+
+# --channel NAME=connect:PATH: vmchanneld connects to a host service instead
+# of listening.  The service starts only after the guest opened the channel;
+# vmchanneld keeps trying, connects, and the two talk.
+t_connect_endpoint() {
+    local -a extra_channels=(--channel "svc=connect:$work/svc.sock")
+    rm -f "$work/svc.sock" "$work/svc.got"
+    guest "$1" sh -c 'exec 3<>/dev/vmchannel/svc; echo ready >/dev/vmchannel/echo
+        echo "from the guest" >&3; head -n1 <&3'
+    guest_ready || return 1
+    timeout 120 socat "UNIX-LISTEN:$work/svc.sock" \
+        SYSTEM:"head -n1 >'$work/svc.got'; echo 'from the service'" ||
+        { why="the service saw no connection"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(cat "$work/svc.got")" = "from the guest" ] || { why="service got '$(cat "$work/svc.got")'"; return 1; }
+    expect_output "from the service"
 }
 
 # A channel added while the guest runs appears as a node and carries data; when

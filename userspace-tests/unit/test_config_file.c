@@ -33,14 +33,18 @@ static void test_config_accepts(void)
 {
 	CU_ASSERT_EQUAL(load_text("# vm1\n\n  endpoint-dir   /run/vm1  # sockets\n"
 				  "control-socket /run/vm1/control\n"
-				  "channel clipboard\n\tchannel agent.v2\n"), 0);
+				  "channel clipboard\n\tchannel agent.v2\n"
+				  "channel svc  connect:/run/svc.sock\n"), 0);
 	CU_ASSERT_STRING_EQUAL(cfg.endpoint_dir, "/run/vm1");
 	CU_ASSERT_STRING_EQUAL(cfg.control_socket, "/run/vm1/control");
-	CU_ASSERT_EQUAL(cfg.nchannels, 2);
+	CU_ASSERT_EQUAL(cfg.nchannels, 3);
 	CU_ASSERT_STRING_EQUAL(cfg.channels[0], "clipboard");
 	CU_ASSERT_STRING_EQUAL(cfg.channels[1], "agent.v2");
+	CU_ASSERT_STRING_EQUAL(cfg.channels[2], "svc=connect:/run/svc.sock");
 	CU_ASSERT_TRUE(config_has_channel(&cfg, "agent.v2"));
 	CU_ASSERT_FALSE(config_has_channel(&cfg, "agent"));
+	CU_ASSERT_TRUE(config_has_channel(&cfg, "svc=connect:/run/svc.sock"));
+	CU_ASSERT_FALSE(config_has_channel(&cfg, "svc"));
 	CU_ASSERT_EQUAL(load_text(""), 0);
 	CU_ASSERT_EQUAL(cfg.nchannels, 0);
 	CU_ASSERT_STRING_EQUAL(cfg.endpoint_dir, "");
@@ -54,7 +58,9 @@ static void test_config_refuses(void)
 		{ "channel a/b\n", ":1: invalid channel name" },
 		{ "channel ..\n", ":1: invalid channel name" },
 		{ "channel\n", ":1: invalid channel name" },
-		{ "channel two words\n", ":1: invalid channel name" },
+		{ "channel two words\n", ":1: endpoint must be connect:PATH" },
+		{ "channel a connect:\n", ":1: endpoint must be connect:PATH" },
+		{ "channel a\nchannel a connect:/run/a.sock\n", ":2: channel listed twice" },
 		{ "channel a\nchannel a\n", ":2: channel listed twice" },
 		{ "endpoint-dir\n", ":1: needs a path" },
 	};
@@ -66,6 +72,28 @@ static void test_config_refuses(void)
 	}
 	CU_ASSERT_EQUAL(config_load("/nonexistent/vmc.conf", &cfg, err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file"));
+}
+
+/* Channel specs as --channel takes them. */
+static void test_channel_spec(void)
+{
+	char name[VMCHANNEL_NAME_SIZE], path[108], long_path[200];
+	const char *why = NULL;
+
+	CU_ASSERT_EQUAL(channel_spec_parse("clipboard", name, path, &why), 0);
+	CU_ASSERT_STRING_EQUAL(name, "clipboard");
+	CU_ASSERT_STRING_EQUAL(path, "");
+	CU_ASSERT_EQUAL(channel_spec_parse("log=connect:/run/log.sock", name, path, &why), 0);
+	CU_ASSERT_STRING_EQUAL(name, "log");
+	CU_ASSERT_STRING_EQUAL(path, "/run/log.sock");
+	CU_ASSERT_EQUAL(channel_spec_parse("log=stdio", name, path, &why), -1);
+	CU_ASSERT_EQUAL(channel_spec_parse("a/b", name, path, &why), -1);
+	CU_ASSERT_EQUAL(channel_spec_parse("=connect:/x", name, path, &why), -1);
+	memset(long_path, 'p', sizeof(long_path));
+	memcpy(long_path, "x=connect:/", 11);
+	long_path[sizeof(long_path) - 1] = '\0';
+	CU_ASSERT_EQUAL(channel_spec_parse(long_path, name, path, &why), -1);
+	CU_ASSERT_STRING_EQUAL(why, "socket path too long");
 }
 
 static void test_config_limits(void)
@@ -103,4 +131,5 @@ void register_config_file_tests(void)
 	vmc_add_test(s, "settings, comments, blanks", test_config_accepts);
 	vmc_add_test(s, "bad lines refused with their line number", test_config_refuses);
 	vmc_add_test(s, "1024 channels, no more; long lines", test_config_limits);
+	vmc_add_test(s, "channel specs NAME[=connect:PATH]", test_channel_spec);
 }
