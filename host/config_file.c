@@ -42,8 +42,12 @@ int channel_spec_parse(const char *spec, char *name, char *connect_path, const c
 	}
 	if (!eq)
 		return 0;
+	if (!strcmp(eq + 1, "stdio")) {
+		strcpy(connect_path, "-");
+		return 0;
+	}
 	if (strncmp(eq + 1, "connect:", 8) || !eq[9]) {
-		*why = "endpoint must be connect:PATH";
+		*why = "endpoint must be connect:PATH or stdio";
 		return -1;
 	}
 	if (strlen(eq + 9) >= sizeof(addr.sun_path)) {

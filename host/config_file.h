@@ -32,9 +32,10 @@ struct vmc_config {
 bool channel_name_valid(const char *name);
 
 /*
- * Splits a channel spec, "NAME" (listen at <dir>/NAME.sock) or
- * "NAME=connect:PATH" (connect to the host service at PATH), into @name
- * (VMCHANNEL_NAME_SIZE bytes) and @connect_path (108 bytes, "" to listen).
+ * Splits a channel spec, "NAME" (listen at <dir>/NAME.sock),
+ * "NAME=connect:PATH" (connect to the host service at PATH) or "NAME=stdio"
+ * (stdin and stdout), into @name (VMCHANNEL_NAME_SIZE bytes) and
+ * @connect_path (108 bytes: "" to listen, "-" for stdio).
  * Returns 0, or -1 with a reason in @why.
  */
 int channel_spec_parse(const char *spec, char *name, char *connect_path, const char **why);

@@ -13,10 +13,12 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -304,6 +306,11 @@ static void chan_close_client(struct vmc_chan *ch)
 	loop_unwatch(&ch->client_watch);
 	close(ch->client_fd);
 	ch->client_fd = -1;
+	if (ch->client_out_fd >= 0) {
+		loop_unwatch(&ch->client_out_watch);
+		close(ch->client_out_fd);
+		ch->client_out_fd = -1;
+	}
 	ch->client_rd_eof = false;
 	ch->client_wr_closed = false;
 	ch->client_hup = false;
@@ -330,6 +337,24 @@ static void chan_credit_check(struct vmc_chan *ch)
 		ch->send_credit = true;
 }
 
+/* The descriptor guest bytes are written to. */
+static int chan_out_fd(const struct vmc_chan *ch)
+{
+	return ch->client_out_fd >= 0 ? ch->client_out_fd : ch->client_fd;
+}
+
+/* Ends the client's stream: shutdown for a socket, close for stdout. */
+static void chan_end_client_stream(struct vmc_chan *ch)
+{
+	if (ch->client_out_fd >= 0) {
+		loop_unwatch(&ch->client_out_watch);
+		close(ch->client_out_fd);
+		ch->client_out_fd = -1;
+	} else {
+		shutdown(ch->client_fd, SHUT_WR);
+	}
+}
+
 /* Writes buffered guest bytes to the client; ends its stream if asked. */
 static void chan_flush(struct vmc_chan *ch)
 {
@@ -339,8 +364,8 @@ static void chan_flush(struct vmc_chan *ch)
 			{ ch->buf + ch->buf_head, first < ch->buf_len ? first : ch->buf_len },
 			{ ch->buf, first < ch->buf_len ? ch->buf_len - first : 0 },
 		};
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-		ssize_t n = sendmsg(ch->client_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* Non-blocking descriptors; SIGPIPE is ignored. */
+		ssize_t n = writev(chan_out_fd(ch), iov, 2);
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -360,7 +385,7 @@ static void chan_flush(struct vmc_chan *ch)
 	}
 	if (ch->shutdown_pending && !ch->buf_len) {
 		if (ch->client_fd >= 0 && !ch->client_wr_closed)
-			shutdown(ch->client_fd, SHUT_WR);
+			chan_end_client_stream(ch);
 		ch->client_wr_closed = true;
 		ch->shutdown_pending = false;
 	}
@@ -380,8 +405,12 @@ static void chan_update_watch(struct vmc_chan *ch)
 		return;
 	if (ch->guest_open && ch->connect_sent && !ch->client_rd_eof && chan_guest_credit(ch))
 		events |= EPOLLIN;
-	if (ch->buf_len && !ch->client_wr_closed)
+	if (ch->client_out_fd >= 0) {
+		loop_set_events(&ch->client_out_watch,
+				ch->buf_len && !ch->client_wr_closed ? EPOLLOUT : 0);
+	} else if (ch->buf_len && !ch->client_wr_closed) {
 		events |= EPOLLOUT;
+	}
 	loop_set_events(&ch->client_watch, events);
 }
 
@@ -393,13 +422,28 @@ static void chan_client_ready(void *opaque, uint32_t events)
 		/* Fully closed: whatever it sent can still be read, without epoll. */
 		loop_unwatch(&ch->client_watch);
 		ch->client_hup = true;
-		ch->client_wr_closed = true;
+		if (ch->client_out_fd < 0)
+			ch->client_wr_closed = true;
 	}
 	chan_flush(ch);
 	chan_pump(ch);
 	/* Keep a closed client until the guest has had all it sent. */
 	if (ch->client_hup && ch->client_rd_eof && !ch->send_disconnect)
 		chan_close_client(ch);
+	chan_update_watch(ch);
+}
+
+/* stdout of a stdio channel: room to write, or its reader went away. */
+static void chan_client_out_ready(void *opaque, uint32_t events)
+{
+	struct vmc_chan *ch = opaque;
+
+	if (events & (EPOLLHUP | EPOLLERR)) {
+		loop_unwatch(&ch->client_out_watch);
+		ch->client_wr_closed = true;
+	}
+	chan_flush(ch);
+	chan_pump(ch);
 	chan_update_watch(ch);
 }
 
@@ -683,6 +727,38 @@ static void chan_destroy(struct vmc_chan *ch)
 	loop_defer_free(ch);
 }
 
+/*
+ * The host end of a stdio channel: stdin (host -> guest) and stdout (guest ->
+ * host), for debugging from a terminal or a pipeline; one session only.
+ */
+static int chan_attach_stdio(struct vmc_chan *ch)
+{
+	struct stat st;
+	int fd;
+
+	if (ch->dev->stdio_taken) {
+		log_error("channel %s: only one channel can use stdio", ch->name);
+		return -1;
+	}
+	for (fd = 0; fd <= 1; fd++) {
+		/* epoll takes pipes, sockets and terminals, not regular files. */
+		if (fstat(fd, &st) < 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+			log_error("channel %s: %s must be a pipe, socket or terminal", ch->name,
+				  fd ? "stdout" : "stdin");
+			return -1;
+		}
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+			return -1;
+	}
+	ch->stdio = true;
+	ch->dev->stdio_taken = true;
+	ch->client_out_fd = STDOUT_FILENO;
+	if (loop_watch(&ch->client_out_watch, STDOUT_FILENO, 0, chan_client_out_ready, ch) < 0)
+		return -1;
+	chan_attach_client(ch, STDIN_FILENO);
+	return ch->client_fd >= 0 ? 0 : -1;
+}
+
 static int chan_create(struct vmc_device *dev, const char *spec)
 {
 	char name[VMCHANNEL_NAME_SIZE], connect_path[108];
@@ -707,12 +783,22 @@ static int chan_create(struct vmc_device *dev, const char *spec)
 	ch->dev = dev;
 	ch->id = dev->next_id++;
 	ch->client_fd = -1;
+	ch->client_out_fd = -1;
 	ch->listen_fd = -1;
 	ch->retry_fd = -1;
 	ch->client_watch.fd = -1;
+	ch->client_out_watch.fd = -1;
 	ch->listen_watch.fd = -1;
 	ch->retry_watch.fd = -1;
 	snprintf(ch->name, sizeof(ch->name), "%s", name);
+	if (!strcmp(connect_path, "-")) {
+		if (chan_attach_stdio(ch) < 0) {
+			free(ch);
+			return -EINVAL;
+		}
+		dev->chans[dev->nchans++] = ch;
+		return 0;
+	}
 	if (connect_path[0]) {
 		ch->connects = true;
 		snprintf(ch->path, sizeof(ch->path), "%s", connect_path);

@@ -26,6 +26,7 @@ struct vmc_chan {
 	char name[VMCHANNEL_NAME_SIZE];
 	char path[108];			/* where we listen, or connect to */
 	bool connects;			/* connect to @path when the guest opens */
+	bool stdio;			/* the host end is our stdin and stdout */
 
 	/* Host endpoint. */
 	int listen_fd;			/* -1 when @connects */
@@ -34,6 +35,8 @@ struct vmc_chan {
 	struct watch listen_watch;
 	int client_fd;			/* -1: no host program connected */
 	struct watch client_watch;
+	int client_out_fd;		/* where guest bytes go if not client_fd (stdout), or -1 */
+	struct watch client_out_watch;
 	bool client_rd_eof;		/* the host program sends no more */
 	bool client_wr_closed;		/* the host program takes no more */
 	bool client_hup;		/* peer fully gone; read without epoll */
@@ -70,6 +73,7 @@ struct vmc_device {
 	uint16_t select;
 	uint32_t next_id;
 	vmc_faults faults;		/* test-only hostile behaviour */
+	bool stdio_taken;		/* a channel uses stdin and stdout */
 };
 
 /* Sets up the device with channels from @specs and their endpoints in @dir. */

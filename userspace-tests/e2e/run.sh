@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
-all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload connect_endpoint hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
+all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload connect_endpoint stdio_endpoint hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -240,6 +240,22 @@ t_connect_endpoint() {
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     [ "$(cat "$work/svc.got")" = "from the guest" ] || { why="service got '$(cat "$work/svc.got")'"; return 1; }
     expect_output "from the service"
+}
+
+# --channel NAME=stdio: vmchanneld's stdin goes to the guest, the guest's
+# bytes to its stdout, which ends when the guest closes the channel.
+t_stdio_endpoint() {
+    local -a extra_vm_args=(--daemon-arg=--channel=log=stdio --daemon-stdio "$work/stdio")
+    rm -f "$work/stdio.in" "$work/stdio.out"
+    guest "$1" sh -c 'exec 3<>/dev/vmchannel/log; echo ready >/dev/vmchannel/echo
+        echo "from the guest" >&3; head -n1 <&3'
+    guest_ready || return 1
+    echo "from stdin" >"$work/stdio.in"
+    local got
+    got=$(timeout 120 cat "$work/stdio.out")
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$got" = "from the guest" ] || { why="stdout got '$got'"; return 1; }
+    expect_output "from stdin"
 }
 
 # A channel added while the guest runs appears as a node and carries data; when

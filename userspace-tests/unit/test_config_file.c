@@ -58,8 +58,8 @@ static void test_config_refuses(void)
 		{ "channel a/b\n", ":1: invalid channel name" },
 		{ "channel ..\n", ":1: invalid channel name" },
 		{ "channel\n", ":1: invalid channel name" },
-		{ "channel two words\n", ":1: endpoint must be connect:PATH" },
-		{ "channel a connect:\n", ":1: endpoint must be connect:PATH" },
+		{ "channel two words\n", ":1: endpoint must be connect:PATH or stdio" },
+		{ "channel a connect:\n", ":1: endpoint must be connect:PATH or stdio" },
 		{ "channel a\nchannel a connect:/run/a.sock\n", ":2: channel listed twice" },
 		{ "channel a\nchannel a\n", ":2: channel listed twice" },
 		{ "endpoint-dir\n", ":1: needs a path" },
@@ -86,7 +86,9 @@ static void test_channel_spec(void)
 	CU_ASSERT_EQUAL(channel_spec_parse("log=connect:/run/log.sock", name, path, &why), 0);
 	CU_ASSERT_STRING_EQUAL(name, "log");
 	CU_ASSERT_STRING_EQUAL(path, "/run/log.sock");
-	CU_ASSERT_EQUAL(channel_spec_parse("log=stdio", name, path, &why), -1);
+	CU_ASSERT_EQUAL(channel_spec_parse("log=stdio", name, path, &why), 0);
+	CU_ASSERT_STRING_EQUAL(path, "-");
+	CU_ASSERT_EQUAL(channel_spec_parse("log=tcp:1", name, path, &why), -1);
 	CU_ASSERT_EQUAL(channel_spec_parse("a/b", name, path, &why), -1);
 	CU_ASSERT_EQUAL(channel_spec_parse("=connect:/x", name, path, &why), -1);
 	memset(long_path, 'p', sizeof(long_path));
