@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "guest_mem.h"
@@ -28,11 +30,19 @@ int guest_mem_set(struct guest_mem *mem, const struct guest_region_desc *desc,
 	for (i = 0; i < n && !err; i++) {
 		const struct guest_region_desc *d = &desc[i];
 		struct guest_region *r = &mem->regions[i];
+		struct stat st;
 		uint64_t map_size = d->size + d->mmap_offset;
 
 		if (!d->size || map_size < d->size || d->gpa + d->size < d->gpa ||
 		    d->uaddr + d->size < d->uaddr || map_size > SIZE_MAX) {
 			log_error("memory region %u: bad size or address", i);
+			err = -EINVAL;
+			break;
+		}
+		/* Touching a mapping beyond the end of its file would be SIGBUS. */
+		if (fstat(fds[i], &st) < 0 || (S_ISREG(st.st_mode) && (uint64_t)st.st_size < map_size)) {
+			log_error("memory region %u: %" PRIu64 " bytes, more than its file holds",
+				  i, map_size);
 			err = -EINVAL;
 			break;
 		}

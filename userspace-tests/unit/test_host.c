@@ -7,14 +7,17 @@
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/virtio_ring.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "endpoint.h"
 #include "event_loop.h"
 #include "guest_mem.h"
 #include "vhost_user.h"
@@ -182,6 +185,97 @@ static void test_vq_rejects_bad_direction_and_indirect(void)
 	make_avail(1, 0);
 	expect_broken("indirect without negotiation");
 	fake_ram_teardown();
+}
+
+/* ---- guest memory ---- */
+
+static int memfd_of(size_t size)
+{
+	int fd = memfd_create("unit-guest", MFD_CLOEXEC);
+
+	VMC_ASSERT_FATAL(fd >= 0 && ftruncate(fd, (off_t)size) == 0);
+	return fd;
+}
+
+/* A frontend's memory table is checked before anything is mapped or used. */
+static void test_mem_rejects_bad_regions(void)
+{
+	static struct guest_mem m;
+	struct guest_region_desc d = { .gpa = 0x1000, .size = 0x10000, .uaddr = 0x7f0000000000ULL };
+	int fd;
+
+	/* Larger than its file: a later access would be SIGBUS. */
+	fd = memfd_of(0x8000);
+	CU_ASSERT_EQUAL(guest_mem_set(&m, &d, &fd, 1), -EINVAL);
+	d.size = 0;
+	fd = memfd_of(0x10000);
+	CU_ASSERT_EQUAL(guest_mem_set(&m, &d, &fd, 1), -EINVAL);
+	d.size = 0x10000;
+	d.gpa = UINT64_MAX - 0x100;			/* wraps */
+	fd = memfd_of(0x10000);
+	CU_ASSERT_EQUAL(guest_mem_set(&m, &d, &fd, 1), -EINVAL);
+	d.gpa = 0x1000;
+	d.mmap_offset = UINT64_MAX - 0x10;		/* offset + size wraps */
+	fd = memfd_of(0x10000);
+	CU_ASSERT_EQUAL(guest_mem_set(&m, &d, &fd, 1), -EINVAL);
+	CU_ASSERT_EQUAL(m.nregions, 0);
+}
+
+static void test_mem_translates_within_regions(void)
+{
+	static struct guest_mem m;
+	struct guest_region_desc d = { .gpa = 0x1000, .size = 0x10000, .uaddr = 0x7f0000000000ULL };
+	int fd = memfd_of(0x10000);
+	uint64_t len;
+
+	VMC_ASSERT_FATAL(guest_mem_set(&m, &d, &fd, 1) == 0);
+	len = 0x100;
+	CU_ASSERT_PTR_EQUAL(guest_mem_gpa(&m, 0x1000, &len), m.regions[0].hva);
+	len = 0x100;
+	CU_ASSERT_PTR_NULL(guest_mem_gpa(&m, 0xfff, &len));		/* below */
+	len = 0x100;
+	CU_ASSERT_PTR_NULL(guest_mem_gpa(&m, 0x11000, &len));		/* just past */
+	len = 0x100;
+	CU_ASSERT_PTR_NOT_NULL(guest_mem_gpa(&m, 0x10f80, &len));	/* straddles the end */
+	CU_ASSERT_EQUAL(len, 0x80);
+	CU_ASSERT_PTR_NULL(guest_mem_uaddr(&m, 0x7f0000000000ULL + 0xff00, 0x200));
+	CU_ASSERT_PTR_NOT_NULL(guest_mem_uaddr(&m, 0x7f0000000000ULL, 0x10000));
+	guest_mem_clear(&m);
+}
+
+/* ---- host endpoints ---- */
+
+static void test_endpoint_never_follows_links(void)
+{
+	char dir[] = "/tmp/vmc-unit.XXXXXX", path[64], target[64];
+	struct stat st;
+	int fd;
+
+	VMC_ASSERT_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c.sock", dir);
+	snprintf(target, sizeof(target), "%s/target", dir);
+	/* A symlink, even to nothing, and a regular file are left alone. */
+	VMC_ASSERT_FATAL(symlink(target, path) == 0);
+	CU_ASSERT_EQUAL(endpoint_listen(path), -1);
+	CU_ASSERT_NOT_EQUAL(access(target, F_OK), 0);
+	unlink(path);
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	VMC_ASSERT_FATAL(fd >= 0);
+	close(fd);
+	CU_ASSERT_EQUAL(endpoint_listen(path), -1);
+	unlink(path);
+	/* A fresh socket is 0600; a stale one is replaced. */
+	fd = endpoint_listen(path);
+	CU_ASSERT_TRUE(fd >= 0);
+	CU_ASSERT_EQUAL(lstat(path, &st), 0);
+	CU_ASSERT_TRUE(S_ISSOCK(st.st_mode));
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+	close(fd);
+	fd = endpoint_listen(path);
+	CU_ASSERT_TRUE(fd >= 0);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
 }
 
 /* ---- vhost-user transport ---- */
@@ -369,6 +463,11 @@ void register_host_tests(void)
 	vmc_add_test(s, "addresses outside guest memory", test_vq_rejects_outside_memory);
 	vmc_add_test(s, "bad ring indices", test_vq_rejects_bad_indices);
 	vmc_add_test(s, "direction and indirect", test_vq_rejects_bad_direction_and_indirect);
+
+	s = vmc_add_suite("host guest memory and endpoints");
+	vmc_add_test(s, "bad memory regions refused", test_mem_rejects_bad_regions);
+	vmc_add_test(s, "translation stays inside regions", test_mem_translates_within_regions);
+	vmc_add_test(s, "endpoint sockets never follow links", test_endpoint_never_follows_links);
 
 	s = vmc_add_suite("host vhost-user transport");
 	vmc_add_test(s, "malformed messages rejected", test_vu_rejects_malformed);
