@@ -176,7 +176,12 @@ static void write_all(int fd, const unsigned char *buf, size_t len)
 	}
 }
 
-static int do_send(int fd, uint64_t bytes, uint64_t seed)
+/*
+ * Sends @bytes of stream @seed, then ends the sending direction, or with
+ * @linger keeps the connection open until killed (a peer that drops what it
+ * has not delivered when the sender leaves, like virtio-serial, needs that).
+ */
+static int do_send(int fd, uint64_t bytes, uint64_t seed, bool linger)
 {
 	static unsigned char buf[CHUNK];
 	struct stream s;
@@ -189,8 +194,11 @@ static int do_send(int fd, uint64_t bytes, uint64_t seed)
 		stream_hash(&s, buf, n);
 		write_all(fd, buf, n);
 	}
-	end_sending(fd);
+	if (!linger)
+		end_sending(fd);
 	report("sent ", &s);
+	while (linger)
+		pause();
 	return 0;
 }
 
@@ -303,12 +311,13 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: vmc-xfer send --bytes N [--seed S] [--wait SECS] TARGET\n"
+		"usage: vmc-xfer send --bytes N [--seed S] [--linger] [--wait SECS] TARGET\n"
 		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--slow] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer wait --wait SECS PATH\n"
 		"TARGET is a vmchannel device node, a channel's host Unix socket, or - (stdin).\n"
-		"--slow reads 16 KiB at a time and pauses 200 us after each read.\n"
+		"--slow reads 16 KiB at a time and pauses 200 us after each read; --linger\n"
+		"keeps the connection open after sending, until killed.\n"
 		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
 	exit(status);
 }
@@ -340,12 +349,13 @@ int main(int argc, char **argv)
 		{ "wait", required_argument, NULL, 'w' },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "slow", no_argument, NULL, 'S' },
+		{ "linger", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	uint64_t bytes = 0, seed = 1;
 	double wait = 0;
-	bool verify = false, slow = false;
+	bool verify = false, slow = false, linger = false;
 	const char *mode;
 	int opt, fd;
 
@@ -362,6 +372,7 @@ int main(int argc, char **argv)
 		case 'w': wait = atof(optarg); break;
 		case 'v': verify = true; break;
 		case 'S': slow = true; break;
+		case 'L': linger = true; break;
 		case 'h': usage(0);
 		default: usage(2);
 		}
@@ -374,7 +385,7 @@ int main(int argc, char **argv)
 	}
 	fd = open_target(argv[optind], wait);
 	if (!strcmp(mode, "send") && bytes)
-		return do_send(fd, bytes, seed);
+		return do_send(fd, bytes, seed, linger);
 	if (!strcmp(mode, "recv"))
 		return do_recv(fd, bytes, seed, verify, slow);
 	if (!strcmp(mode, "echo-check") && bytes)
