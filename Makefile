@@ -8,6 +8,8 @@
 #   make e2e       only the end-to-end tests
 #   make bench     the benchmark (bench/run), results in bench/results/
 #   make bench-smoke  one small run of each benchmark figure
+#   make install   [DESTDIR= PREFIX= KREL=] see Makefile.install and docs/agents.md
+#   make uninstall the same files, removed
 #   make clean
 
 .PHONY: all host tools modules check unit e2e bench bench-smoke demo clean
@@ -40,6 +42,8 @@ bench-smoke: host tools
 
 demo:
 	scripts/demo
+
+include Makefile.install
 
 clean:
 	$(MAKE) -C host clean
