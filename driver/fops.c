@@ -114,6 +114,13 @@ static int vmc_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/* Bytes a read may take now: up to the next end-of-stream mark. */
+static u32 vmc_readable(const struct vmc_channel *ch)
+{
+	lockdep_assert_held(&ch->lock);
+	return (ch->n_eof ? ch->eof[0] : ch->rx_cnt) - ch->fwd_cnt;
+}
+
 /* Data, an end-of-stream mark or removal: a read would not block. */
 static bool vmc_read_ready(struct vmc_channel *ch)
 {
@@ -142,12 +149,11 @@ static bool vmc_write_ready(struct vmc_channel *ch)
  */
 static ssize_t vmc_read_wait(struct vmc_channel *ch, bool nonblock)
 {
-	u32 limit, avail;
+	u32 avail;
 
 	for (;;) {
 		spin_lock_irq(&ch->lock);
-		limit = ch->n_eof ? ch->eof[0] : ch->rx_cnt;
-		avail = limit - ch->fwd_cnt;
+		avail = vmc_readable(ch);
 		if (avail) {
 			spin_unlock_irq(&ch->lock);
 			return avail;
@@ -283,7 +289,7 @@ static int vmc_ioctl_fionread(struct vmc_channel *ch, int __user *arg)
 	u32 avail;
 
 	spin_lock_irq(&ch->lock);
-	avail = (ch->n_eof ? ch->eof[0] : ch->rx_cnt) - ch->fwd_cnt;
+	avail = vmc_readable(ch);
 	spin_unlock_irq(&ch->lock);
 	return put_user((int)avail, arg);
 }

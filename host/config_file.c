@@ -115,12 +115,17 @@ static void add_channel(struct vmc_config *cfg, char *value, const char **why)
 	snprintf(spec, sizeof(spec), "%s%s%s", value, *endpoint ? "=" : "", endpoint);
 	if (channel_spec_parse(spec, name, connect_path, why) < 0)
 		return;
-	for (i = 0; i < cfg->nchannels; i++)
-		if (!strncmp(cfg->channels[i], name, strlen(name)) &&
-		    (cfg->channels[i][strlen(name)] == '\0' || cfg->channels[i][strlen(name)] == '=')) {
+	for (i = 0; i < cfg->nchannels; i++) {
+		char other[VMCHANNEL_NAME_SIZE], other_path[108];
+		const char *ignored;
+
+		/* Stored specs were parsed once already: this cannot fail. */
+		channel_spec_parse(cfg->channels[i], other, other_path, &ignored);
+		if (!strcmp(other, name)) {
 			*why = "channel listed twice";
 			return;
 		}
+	}
 	if (cfg->nchannels == VMCHANNEL_MAX_CHANNELS) {
 		*why = "too many channels";
 		return;

@@ -49,9 +49,6 @@ static uint32_t chan_guest_credit(const struct vmc_chan *ch)
 {
 	uint32_t in_flight = ch->tx_cnt - ch->peer_fwd_cnt;
 
-	if (ch->dev->faults & (1u << VMC_FAULT_RX_OVER_CREDIT))
-		return UINT32_MAX;
-
 	return in_flight > ch->peer_buf_alloc ? 0 : ch->peer_buf_alloc - in_flight;
 }
 
@@ -629,6 +626,9 @@ static void tx_message(struct vmc_device *dev, const struct vq_elem *elem)
 		guest_open(ch);
 	if (ch->guest_open) {
 		ch->peer_buf_alloc = le32toh(hdr.buf_alloc);
+		/* A lying device acts as if the guest had room for anything. */
+		if (dev->faults & (1u << VMC_FAULT_RX_OVER_CREDIT))
+			ch->peer_buf_alloc = INT32_MAX;
 		ch->peer_fwd_cnt = le32toh(hdr.fwd_cnt);
 	}
 	switch (type) {
@@ -750,7 +750,6 @@ static int chan_attach_stdio(struct vmc_chan *ch)
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
 			return -1;
 	}
-	ch->stdio = true;
 	ch->dev->stdio_taken = true;
 	ch->client_out_fd = STDOUT_FILENO;
 	if (loop_watch(&ch->client_out_watch, STDOUT_FILENO, 0, chan_client_out_ready, ch) < 0)

@@ -26,7 +26,6 @@ struct vmc_chan {
 	char name[VMCHANNEL_NAME_SIZE];
 	char path[108];			/* where we listen, or connect to */
 	bool connects;			/* connect to @path when the guest opens */
-	bool stdio;			/* the host end is our stdin and stdout */
 
 	/* Host endpoint. */
 	int listen_fd;			/* -1 when @connects */
