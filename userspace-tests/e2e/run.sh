@@ -25,7 +25,8 @@ while [ $# -gt 0 ]; do
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
 all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload connect_endpoint stdio_endpoint hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
-           hostile_table hostile_rx hostile_credit hostile_count hostile_generation)
+           hostile_table hostile_rx hostile_credit hostile_count hostile_generation
+           sd_links sd_bindsto sd_agent sd_login)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
@@ -594,6 +595,117 @@ t_hostile_generation() {
     hostile_guest "$1" generation-flap || return 1
     grep -qx "nodes:" "$work/guest.out" || { why="nodes were created"; return 1; }
     expect_lines "channel table unreadable or changing constantly" 1
+}
+
+# --- udev and systemd: a Debian 12 guest with systemd, udev and the project
+# installed by make install (vm-run --systemd).
+
+# Two devices offering the same names: every node root:vmchannel 0660, and
+# /dev/vmchannel/by-path/<PCI path>/<name> names each device's channel by its
+# slot, whichever probed first: sorted by path, device 1's "t" comes first.
+t_sd_links() {
+    local -a extra_vm_args=(--systemd --devices 2)
+    guest "$1" bash -c 'cd /dev/vmchannel
+        for n in t t@virtio* echo echo@virtio*; do stat -c "node %n %U:%G %a" "$n"; done
+        echo links: by-path/*/t by-path/*/echo
+        for l in by-path/*/t; do echo "$l -> $(readlink -f "$l")"; done
+        echo read: $(for l in by-path/*/t; do cat "$l"; echo; done)
+        echo units: $(systemctl is-active dev-vmchannel-t.device dev-vmchannel-echo.device)'
+    "$XFER" wait --wait "$WAIT" "$work/ep/t.sock" && "$XFER" wait --wait "$WAIT" "$work/ep/dev2/t.sock" &&
+        { printf one | socat -u - "UNIX-CONNECT:$work/ep/t.sock" &
+          printf two | socat -u - "UNIX-CONNECT:$work/ep/dev2/t.sock"; wait $!; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local out=$work/guest.out
+    [ "$(grep -c '^node .* root:vmchannel 660$' "$out")" = 4 ] ||
+        { why="modes: $(grep '^node' "$out" | tr '\n' '|')"; return 1; }
+    grep -Eqx 'links: by-path/pci-[0-9a-f:.-]+/t by-path/pci-[0-9a-f:.-]+/t by-path/pci-[0-9a-f:.-]+/echo by-path/pci-[0-9a-f:.-]+/echo' "$out" ||
+        { why="$(grep '^links' "$out")"; return 1; }
+    local targets nodes
+    targets=$(sed -n 's|^by-path/[^ ]* -> ||p' "$out" | sort)
+    nodes=$(sed -n 's|^node \(t[^ ]*\) .*|/dev/vmchannel/\1|p' "$out" | sort)
+    [ "$(wc -l <<<"$nodes")" = 2 ] && [ "$targets" = "$nodes" ] ||
+        { why="links do not lead to both nodes: $(grep ' -> ' "$out" | tr '\n' '|')"; return 1; }
+    grep -qx 'read: one two' "$out" || { why="by-path order: $(grep '^read' "$out")"; return 1; }
+    grep -qx 'units: active active' "$out" || { why="$(grep '^units' "$out")"; return 1; }
+}
+
+# A unit enabled with WantedBy= and BindsTo= the channel's device unit starts
+# when vmchanneld hot-adds the channel and stops when it removes it.  The unit
+# reports both through FIFOs, so the guest waits on the events themselves.
+t_sd_bindsto() {
+    local -a extra_vm_args=(--systemd)
+    guest "$1" bash -c 'mkfifo /run/late-started /run/late-stopped
+        cat >/etc/systemd/system/late-watch.service <<EOF
+[Unit]
+BindsTo=dev-vmchannel-late.device
+After=dev-vmchannel-late.device
+[Service]
+ExecStart=/bin/sh -c "echo started >/run/late-started; exec sleep infinity"
+ExecStopPost=/bin/sh -c "echo stopped >/run/late-stopped"
+[Install]
+WantedBy=dev-vmchannel-late.device
+EOF
+        systemctl daemon-reload && systemctl enable --quiet late-watch.service || exit 1
+        echo "before add: $(systemctl is-active late-watch.service)"
+        echo ready >/dev/vmchannel/echo
+        read -r s </run/late-started; echo "$s: $(systemctl is-active late-watch.service)"
+        echo up >/dev/vmchannel/echo
+        read -r s </run/late-stopped; echo "$s"
+        [ -e /dev/vmchannel/late ] && echo "node: still there" || echo "node: gone"'
+    "$XFER" wait --wait "$WAIT" "$work/ep/echo.sock" &&
+        [ "$(socat -u "UNIX-CONNECT:$work/ep/echo.sock" -)" = ready ] || { why="no sync"; return 1; }
+    control add late || { why="add refused"; return 1; }
+    [ "$(socat -u "UNIX-CONNECT:$work/ep/echo.sock" -)" = up ] || { why="unit did not start"; return 1; }
+    control remove late || { why="remove refused"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(tr '\n' '|' <"$work/guest.out")" = "before add: inactive|started: active|stopped|node: gone|" ] ||
+        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+}
+
+# The example agent rule, copied into /etc/udev/rules.d as docs/agents.md says,
+# starts vmchannel-agent@<name>.service (a DynamicUser in group vmchannel)
+# for a hot-added channel; it echoes 256 KiB back to each of two host programs.
+t_sd_agent() {
+    local -a extra_vm_args=(--systemd)
+    guest "$1" bash -c 'cp /usr/local/share/doc/vmchannel/examples/61-vmchannel-agent.rules /etc/udev/rules.d/ &&
+            udevadm control --reload || exit 1
+        echo "before add: $(systemctl is-active vmchannel-agent@ag.service)"
+        echo ready >/dev/vmchannel/echo
+        cat /dev/vmchannel/t'
+    "$XFER" wait --wait "$WAIT" "$work/ep/echo.sock" &&
+        [ "$(socat -u "UNIX-CONNECT:$work/ep/echo.sock" -)" = ready ] || { why="no sync"; return 1; }
+    control add ag || { why="add refused"; return 1; }
+    # Twice: the agent's cat ends with the first host connection and its
+    # unit (Restart=on-success) serves the second.
+    local round
+    for round in 1 2; do
+        "$XFER" echo-check --bytes 256K --seed $round --wait "$WAIT" "$work/ep/ag.sock" >"$work/host.out" 2>&1 ||
+            { why="echo $round: $(tr '\n' ' ' <"$work/host.out")"; break; }
+    done
+    printf done | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    [ -z "$why" ] || return 1
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(tr '\n' '|' <"$work/guest.out")" = "before add: inactive|done" ] ||
+        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+}
+
+# From a login shell (su -l): a member of group vmchannel writes with echo and
+# reads with cat; a user outside the group is refused.
+t_sd_login() {
+    local -a extra_vm_args=(--systemd)
+    local msg="to alice $RANDOM"
+    guest "$1" bash -c 'useradd -m -s /bin/bash -G vmchannel alice && useradd -m -s /bin/bash bob || exit 1
+        su -l alice -c "echo hi from \$USER >/dev/vmchannel/t" || exit 1
+        su -l alice -c "cat /dev/vmchannel/t" || exit 1
+        su -l bob -c "echo hi from \$USER >/dev/vmchannel/t" 2>/dev/null && echo "bob: allowed" || echo "bob: refused"
+        su -l bob -c "cat /dev/vmchannel/t" 2>/dev/null && echo "bob: allowed" || echo "bob: refused"'
+    local got
+    got=$("$XFER" wait --wait "$WAIT" "$work/ep/t.sock" && socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
+    [ "$got" = "hi from alice" ] || { why="host got '$got'"; return 1; }
+    printf '%s\n' "$msg" | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    [ "$(tr '\n' '|' <"$work/guest.out")" = "$msg|bob: refused|bob: refused|" ] ||
+        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
 }
 
 for kernel in "${kernels[@]}"; do
