@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <linux/vm_sockets.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +124,71 @@ static void wait_for_path(const char *path, double timeout)
 	close(fd);
 }
 
+static _Noreturn void usage(int status);
+
+/* vsock-listen:PORT (in a guest): accepts one connection on PORT. */
+static int vsock_accept(const char *port)
+{
+	struct sockaddr_vm addr = {
+		.svm_family = AF_VSOCK,
+		.svm_cid = VMADDR_CID_ANY,
+		.svm_port = (unsigned int)strtoul(port, NULL, 10),
+	};
+	int lfd, fd;
+
+	lfd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		die("vsock socket");
+	if (bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(lfd, 1) < 0)
+		die("vsock listen");
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		die("vsock accept");
+	close(lfd);
+	return fd;
+}
+
+/*
+ * hvsock:PATH:PORT (on the host): a guest's vsock PORT through the Unix socket
+ * PATH of vhost-device-vsock ("CONNECT PORT\n", answered "OK ..."), retried
+ * every 10 ms for @wait seconds while the guest is not listening yet.
+ */
+static int hvsock_connect(const char *spec, double wait)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	const char *colon = strrchr(spec, ':');
+	const struct timespec retry = { .tv_nsec = 10000000 };
+	double deadline = now() + wait;
+	char req[32], reply[64];
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(addr.sun_path))
+		usage(2);
+	memcpy(addr.sun_path, spec, (size_t)(colon - spec));
+	snprintf(req, sizeof(req), "CONNECT %s\n", colon + 1);
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		size_t got = 0;
+
+		if (fd < 0)
+			die("socket");
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+		    write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+			/* The answer is one line; data follows it only once we send. */
+			while (got < sizeof(reply) - 1 && read(fd, reply + got, 1) == 1 &&
+			       reply[got] != '\n')
+				got++;
+			if (got >= 3 && !strncmp(reply, "OK ", 3))
+				return fd;
+		}
+		close(fd);
+		if (now() > deadline) {
+			fprintf(stderr, "vmc-xfer: %s: guest port not listening\n", spec);
+			exit(1);
+		}
+		nanosleep(&retry, NULL);
+	}
+}
+
 static int open_target(const char *path, double wait)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -131,6 +197,10 @@ static int open_target(const char *path, double wait)
 
 	if (!strcmp(path, "-"))
 		return STDIN_FILENO;
+	if (!strncmp(path, "vsock-listen:", 13))
+		return vsock_accept(path + 13);
+	if (!strncmp(path, "hvsock:", 7))
+		return hvsock_connect(path + 7, wait);
 	if (wait > 0)
 		wait_for_path(path, wait);
 	if (stat(path, &st) < 0)
@@ -315,7 +385,10 @@ static _Noreturn void usage(int status)
 		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--slow] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer wait --wait SECS PATH\n"
-		"TARGET is a vmchannel device node, a channel's host Unix socket, or - (stdin).\n"
+		"TARGET is a vmchannel device node, a channel's host Unix socket, - (stdin),\n"
+		"vsock-listen:PORT (a guest accepting one vsock connection) or\n"
+		"hvsock:PATH:PORT (the host reaching that port through vhost-device-vsock's\n"
+		"Unix socket PATH, retried for --wait SECS).\n"
 		"--slow reads 16 KiB at a time and pauses 200 us after each read; --linger\n"
 		"keeps the connection open after sending, until killed.\n"
 		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
