@@ -15,30 +15,45 @@ int endpoint_path(char *buf, size_t size, const char *dir, const char *name)
 	struct sockaddr_un addr;
 	int n = snprintf(buf, size, "%s/%s.sock", dir, name);
 
-	if (n < 0 || (size_t)n >= size || (size_t)n >= sizeof(addr.sun_path))
+	/* One byte spare for endpoint_listen()'s temporary name. */
+	if (n < 0 || (size_t)n >= size || (size_t)n + 1 >= sizeof(addr.sun_path))
 		return -1;
 	return 0;
 }
 
+/* Fails unless @path is absent or a socket (which it removes). */
+static int remove_old_socket(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_error("%s exists and is not a socket; not replacing it", path);
+		return -1;
+	}
+	unlink(path);
+	return 0;
+}
+
+/*
+ * The socket is bound under PATH~ and renamed to PATH once it listens: a
+ * client that sees PATH appear (inotify) can connect at once, never meeting
+ * a bound socket that refuses connections because listen() has not run yet.
+ */
 int endpoint_listen(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct stat st;
 	mode_t old_umask;
 	int fd, err;
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
+	if (strlen(path) + 1 >= sizeof(addr.sun_path)) {
 		log_error("%s: path too long for a socket", path);
 		return -1;
 	}
-	strcpy(addr.sun_path, path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("%s exists and is not a socket; not replacing it", path);
-			return -1;
-		}
-		unlink(path);
-	}
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s~", path);
+	if (remove_old_socket(path) < 0 || remove_old_socket(addr.sun_path) < 0)
+		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("socket: %s", strerror(errno));
@@ -48,8 +63,10 @@ int endpoint_listen(const char *path)
 	old_umask = umask(0177);
 	err = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
 	umask(old_umask);
-	if (err < 0 || listen(fd, 8) < 0) {
+	if (err < 0 || listen(fd, 8) < 0 || rename(addr.sun_path, path) < 0) {
 		log_error("%s: %s", path, strerror(errno));
+		if (err == 0)
+			unlink(addr.sun_path);
 		close(fd);
 		return -1;
 	}
