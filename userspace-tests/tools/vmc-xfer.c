@@ -73,6 +73,15 @@ static _Noreturn void die(const char *what)
 	exit(1);
 }
 
+static void *xmalloc(size_t len)
+{
+	void *p = malloc(len);
+
+	if (!p)
+		die("malloc");
+	return p;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -231,6 +240,12 @@ static void end_sending(int fd)
 		die("shutdown");
 }
 
+static void set_nonblocking(int fd)
+{
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		die("fcntl");
+}
+
 static void write_all(int fd, const unsigned char *buf, size_t len)
 {
 	while (len) {
@@ -251,14 +266,14 @@ static void write_all(int fd, const unsigned char *buf, size_t len)
  * @linger keeps the connection open until killed (a peer that drops what it
  * has not delivered when the sender leaves, like virtio-serial, needs that).
  */
-static int do_send(int fd, uint64_t bytes, uint64_t seed, bool linger)
+static int do_send(int fd, uint64_t bytes, uint64_t seed, size_t block, bool linger)
 {
-	static unsigned char buf[CHUNK];
+	unsigned char *buf = xmalloc(block);
 	struct stream s;
 
 	stream_init(&s, seed);
 	while (s.count < bytes) {
-		size_t n = bytes - s.count < CHUNK ? (size_t)(bytes - s.count) : CHUNK;
+		size_t n = bytes - s.count < block ? (size_t)(bytes - s.count) : block;
 
 		stream_fill(&s, buf, n);
 		stream_hash(&s, buf, n);
@@ -269,18 +284,22 @@ static int do_send(int fd, uint64_t bytes, uint64_t seed, bool linger)
 	report("sent ", &s);
 	while (linger)
 		pause();
+	free(buf);
 	return 0;
 }
 
-/* Reads to end of file, or until @bytes when it is not zero. */
-/* --slow: a reader that takes 16 KiB at a time and pauses 200 us after each. */
+/*
+ * Reads to end of file, or until @bytes when it is not zero, @block bytes at
+ * most per read.  --slow: a reader that takes 16 KiB at a time and pauses
+ * 200 us after each.
+ */
 #define SLOW_CHUNK 16384
 static const struct timespec slow_pause = { .tv_nsec = 200000 };
 
-static int do_recv(int fd, uint64_t bytes, uint64_t seed, bool verify, bool slow)
+static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool verify, bool slow)
 {
-	static unsigned char buf[CHUNK], want[CHUNK];
-	const size_t chunk = slow ? SLOW_CHUNK : CHUNK;
+	const size_t chunk = slow ? SLOW_CHUNK : block;
+	unsigned char *buf = xmalloc(chunk), *want = xmalloc(chunk);
 	struct stream got, expect;
 
 	stream_init(&got, seed);
@@ -309,6 +328,8 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, bool verify, bool slow
 			nanosleep(&slow_pause, NULL);
 	}
 	report("received ", &got);
+	free(buf);
+	free(want);
 	if (bytes && got.count != bytes) {
 		fprintf(stderr, "vmc-xfer: end of file after %" PRIu64 " of %" PRIu64 " bytes\n",
 			got.count, bytes);
@@ -327,8 +348,7 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 	stream_init(&tx, seed);
 	stream_init(&rx, seed);
 	stream_init(&expect, seed);
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
-		die("fcntl");
+	set_nonblocking(fd);
 	while (rx.count < bytes) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t n;
@@ -378,17 +398,272 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 	return tx.hash == rx.hash && tx.count == rx.count ? 0 : 1;
 }
 
+/*
+ * Many channels at once (send or recv with several TARGETs): one lane per
+ * target, stream seed + index, all driven from one poll() loop so that no
+ * lane waits for another.
+ */
+struct lane {
+	int fd;
+	struct stream s;	/* what was sent, or received */
+	struct stream expect;	/* recv --verify: what should arrive */
+	size_t len, off;	/* send: the block in buf[] being written */
+	unsigned char *buf;
+	double done_at;		/* recv: when the last byte arrived */
+};
+
+static int do_send_many(struct lane *lanes, size_t n, uint64_t bytes, size_t block)
+{
+	struct pollfd *p = calloc(n, sizeof(*p));
+	size_t active = n, i;
+
+	if (!p)
+		die("calloc");
+	for (i = 0; i < n; i++) {
+		lanes[i].buf = xmalloc(block);
+		lanes[i].len = lanes[i].off = 0;
+		set_nonblocking(lanes[i].fd);
+		p[i] = (struct pollfd){ .fd = lanes[i].fd, .events = POLLOUT };
+	}
+	while (active) {
+		if (poll(p, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll");
+		}
+		for (i = 0; i < n; i++) {
+			struct lane *l = &lanes[i];
+			ssize_t w;
+
+			if (p[i].fd < 0 || !p[i].revents)
+				continue;
+			if (l->off == l->len) {
+				l->len = bytes - l->s.count < block ? (size_t)(bytes - l->s.count) : block;
+				l->off = 0;
+				stream_fill(&l->s, l->buf, l->len);
+				stream_hash(&l->s, l->buf, l->len);
+			}
+			w = write(l->fd, l->buf + l->off, l->len - l->off);
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
+				die("write");
+			if (w > 0)
+				l->off += (size_t)w;
+			if (l->off == l->len && l->s.count == bytes) {
+				end_sending(l->fd);
+				p[i].fd = -1;
+				active--;
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		printf("lane %zu ", i);
+		report("sent ", &lanes[i].s);
+		free(lanes[i].buf);
+	}
+	free(p);
+	return 0;
+}
+
+/*
+ * Receives @bytes on every lane and prints, besides each lane's checksum, one
+ * line: "many lanes=N bytes=TOTAL secs=S aggregate_mbps=A slowest_mbps=LO
+ * fastest_mbps=HI", each lane's rate counted from the first byte on any lane
+ * to its own last byte.
+ */
+static int do_recv_many(struct lane *lanes, size_t n, uint64_t bytes, size_t block, bool verify)
+{
+	unsigned char *buf = xmalloc(block), *want = xmalloc(block);
+	struct pollfd *p = calloc(n, sizeof(*p));
+	double start = 0, end = 0, slowest = 0, fastest = 0;
+	size_t active = n, i;
+
+	if (!p)
+		die("calloc");
+	for (i = 0; i < n; i++) {
+		set_nonblocking(lanes[i].fd);
+		p[i] = (struct pollfd){ .fd = lanes[i].fd, .events = POLLIN };
+	}
+	while (active) {
+		if (poll(p, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll");
+		}
+		for (i = 0; i < n; i++) {
+			struct lane *l = &lanes[i];
+			uint64_t left = bytes - l->s.count;
+			ssize_t r;
+
+			if (p[i].fd < 0 || !p[i].revents)
+				continue;
+			r = read(l->fd, buf, left < block ? (size_t)left : block);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r < 0)
+				die("read");
+			if (r == 0) {
+				fprintf(stderr, "vmc-xfer: lane %zu: end of file after %" PRIu64
+					" of %" PRIu64 " bytes\n", i, l->s.count, bytes);
+				return 1;
+			}
+			if (!start)
+				start = now();
+			if (verify) {
+				stream_fill(&l->expect, want, (size_t)r);
+				if (memcmp(buf, want, (size_t)r) != 0) {
+					fprintf(stderr, "vmc-xfer: lane %zu: data differs within bytes %"
+						PRIu64 "..%" PRIu64 "\n", i, l->s.count,
+						l->s.count + (uint64_t)r);
+					return 1;
+				}
+			}
+			stream_hash(&l->s, buf, (size_t)r);
+			if (l->s.count == bytes) {
+				l->done_at = now();
+				p[i].fd = -1;
+				active--;
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		double mbps = bytes / (lanes[i].done_at - start) / 1e6;
+
+		printf("lane %zu ", i);
+		report("received ", &lanes[i].s);
+		if (!i || mbps < slowest)
+			slowest = mbps;
+		if (!i || mbps > fastest)
+			fastest = mbps;
+		if (lanes[i].done_at > end)
+			end = lanes[i].done_at;
+	}
+	printf("many lanes=%zu bytes=%" PRIu64 " secs=%.6f aggregate_mbps=%.1f slowest_mbps=%.1f"
+	       " fastest_mbps=%.1f\n", n, bytes * n, end - start, bytes * n / (end - start) / 1e6,
+	       slowest, fastest);
+	free(buf);
+	free(want);
+	free(p);
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The nearest-rank percentile @pct of the sorted @v[@n]. */
+static double percentile(const double *v, size_t n, unsigned int pct)
+{
+	size_t rank = (n * pct + 99) / 100;
+
+	return v[rank ? rank - 1 : 0];
+}
+
+static bool read_full(int fd, unsigned char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = read(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("read");
+		if (n == 0)
+			return false;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/*
+ * Round trips: @count messages of @size bytes, each written whole and waited
+ * for until the far end (vmc-xfer echo) has sent it back; checks every byte
+ * and prints "rtt count=N size=S p50_us=.. p99_us=.. min_us=.. max_us=..".
+ */
+static int do_ping(int fd, unsigned long count, size_t size, uint64_t seed)
+{
+	unsigned char *out = xmalloc(size), *in = xmalloc(size);
+	double *rtt = calloc(count, sizeof(*rtt));
+	struct stream tx;
+
+	if (!rtt)
+		die("calloc");
+	stream_init(&tx, seed);
+	for (unsigned long i = 0; i < count; i++) {
+		double t0;
+
+		stream_fill(&tx, out, size);
+		stream_hash(&tx, out, size);
+		t0 = now();
+		write_all(fd, out, size);
+		if (!read_full(fd, in, size)) {
+			fprintf(stderr, "vmc-xfer: end of file after %lu of %lu round trips\n",
+				i, count);
+			return 1;
+		}
+		rtt[i] = (now() - t0) * 1e6;
+		if (memcmp(in, out, size) != 0) {
+			fprintf(stderr, "vmc-xfer: round trip %lu came back different\n", i);
+			return 1;
+		}
+	}
+	end_sending(fd);
+	qsort(rtt, count, sizeof(*rtt), cmp_double);
+	printf("rtt count=%lu size=%zu p50_us=%.1f p99_us=%.1f min_us=%.1f max_us=%.1f\n",
+	       count, size, percentile(rtt, count, 50), percentile(rtt, count, 99), rtt[0],
+	       rtt[count - 1]);
+	free(out);
+	free(in);
+	free(rtt);
+	return 0;
+}
+
+/* Sends back what it reads, until @bytes (when not zero) or end of file. */
+static int do_echo(int fd, uint64_t bytes, size_t block)
+{
+	unsigned char *buf = xmalloc(block);
+	struct stream s;
+
+	stream_init(&s, 1);
+	while (!bytes || s.count < bytes) {
+		size_t room = bytes && bytes - s.count < block ? (size_t)(bytes - s.count) : block;
+		ssize_t n = read(fd, buf, room);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("read");
+		if (n == 0)
+			break;
+		write_all(fd, buf, (size_t)n);
+		stream_hash(&s, buf, (size_t)n);
+	}
+	report("echoed ", &s);
+	free(buf);
+	return bytes && s.count != bytes;
+}
+
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: vmc-xfer send --bytes N [--seed S] [--linger] [--wait SECS] TARGET\n"
-		"       vmc-xfer recv [--bytes N] [--seed S] [--verify] [--slow] [--wait SECS] TARGET\n"
+		"usage: vmc-xfer send --bytes N [--seed S] [--block B] [--linger] [--wait SECS] TARGET...\n"
+		"       vmc-xfer recv [--bytes N] [--seed S] [--block B] [--verify] [--slow] [--wait SECS] TARGET...\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
+		"       vmc-xfer ping --count N [--size B] [--seed S] [--wait SECS] TARGET\n"
+		"       vmc-xfer echo [--bytes N] [--block B] [--wait SECS] TARGET\n"
 		"       vmc-xfer wait --wait SECS PATH\n"
 		"TARGET is a vmchannel device node, a channel's host Unix socket, - (stdin),\n"
 		"vsock-listen:PORT (a guest accepting one vsock connection) or\n"
 		"hvsock:PATH:PORT (the host reaching that port through vhost-device-vsock's\n"
 		"Unix socket PATH, retried for --wait SECS).\n"
+		"--block sets the size of each write and read (default 64K, at most 1M).\n"
+		"send and recv with several TARGETs move N bytes on each at once (seed S+i on\n"
+		"the i-th) and recv prints the aggregate rate and the slowest and fastest lane.\n"
+		"ping sends N messages of B bytes (default 64) one at a time to a peer running\n"
+		"echo and prints round-trip percentiles in microseconds.\n"
 		"--slow reads 16 KiB at a time and pauses 200 us after each read; --linger\n"
 		"keeps the connection open after sending, until killed.\n"
 		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
@@ -414,11 +689,17 @@ static uint64_t parse_size(const char *arg)
 	return v;
 }
 
+#define MAX_TARGETS 1024
+#define BLOCK_MAX (1U << 20)
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "bytes", required_argument, NULL, 'b' },
 		{ "seed", required_argument, NULL, 's' },
+		{ "block", required_argument, NULL, 'B' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "size", required_argument, NULL, 'z' },
 		{ "wait", required_argument, NULL, 'w' },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "slow", no_argument, NULL, 'S' },
@@ -426,10 +707,12 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	uint64_t bytes = 0, seed = 1;
+	uint64_t bytes = 0, seed = 1, block = CHUNK, count = 0, size = 64;
 	double wait = 0;
 	bool verify = false, slow = false, linger = false;
+	struct lane *lanes;
 	const char *mode;
+	size_t ntargets;
 	int opt, fd;
 
 	if (argc < 2)
@@ -442,6 +725,9 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'b': bytes = parse_size(optarg); break;
 		case 's': seed = parse_size(optarg); break;
+		case 'B': block = parse_size(optarg); break;
+		case 'c': count = parse_size(optarg); break;
+		case 'z': size = parse_size(optarg); break;
 		case 'w': wait = atof(optarg); break;
 		case 'v': verify = true; break;
 		case 'S': slow = true; break;
@@ -450,18 +736,41 @@ int main(int argc, char **argv)
 		default: usage(2);
 		}
 	}
-	if (optind != argc - 1)
+	ntargets = (size_t)(argc - optind);
+	if (!ntargets || ntargets > MAX_TARGETS || !block || block > BLOCK_MAX ||
+	    !size || size > BLOCK_MAX || count > 10000000)
 		usage(2);
+	if (ntargets > 1) {
+		bool sending = !strcmp(mode, "send");
+
+		if ((!sending && strcmp(mode, "recv")) || !bytes || linger || slow)
+			usage(2);
+		lanes = calloc(ntargets, sizeof(*lanes));
+		if (!lanes)
+			die("calloc");
+		for (size_t i = 0; i < ntargets; i++) {
+			lanes[i].fd = open_target(argv[optind + i], wait);
+			stream_init(&lanes[i].s, seed + i);
+			stream_init(&lanes[i].expect, seed + i);
+		}
+		if (sending)
+			return do_send_many(lanes, ntargets, bytes, block);
+		return do_recv_many(lanes, ntargets, bytes, block, verify);
+	}
 	if (!strcmp(mode, "wait")) {
 		wait_for_path(argv[optind], wait);
 		return 0;
 	}
 	fd = open_target(argv[optind], wait);
 	if (!strcmp(mode, "send") && bytes)
-		return do_send(fd, bytes, seed, linger);
+		return do_send(fd, bytes, seed, block, linger);
 	if (!strcmp(mode, "recv"))
-		return do_recv(fd, bytes, seed, verify, slow);
+		return do_recv(fd, bytes, seed, block, verify, slow);
 	if (!strcmp(mode, "echo-check") && bytes)
 		return do_echo_check(fd, bytes, seed);
+	if (!strcmp(mode, "ping") && count)
+		return do_ping(fd, count, size, seed);
+	if (!strcmp(mode, "echo"))
+		return do_echo(fd, bytes, block);
 	usage(2);
 }
