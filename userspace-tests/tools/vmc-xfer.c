@@ -296,8 +296,10 @@ static int do_send(int fd, uint64_t bytes, uint64_t seed, size_t block, bool lin
 #define SLOW_CHUNK 16384
 static const struct timespec slow_pause = { .tv_nsec = 200000 };
 
-static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool verify, bool slow)
+static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool verify, bool slow,
+		   bool timing)
 {
+	double first = 0, last = 0;
 	const size_t chunk = slow ? SLOW_CHUNK : block;
 	unsigned char *buf = xmalloc(chunk), *want = xmalloc(chunk);
 	struct stream got, expect;
@@ -315,6 +317,9 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool ver
 		}
 		if (n == 0)
 			break;
+		last = now();
+		if (!first)
+			first = last;
 		if (verify) {
 			stream_fill(&expect, want, (size_t)n);
 			if (memcmp(buf, want, (size_t)n) != 0) {
@@ -328,6 +333,9 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool ver
 			nanosleep(&slow_pause, NULL);
 	}
 	report("received ", &got);
+	if (timing)
+		printf("timing secs=%.6f mbps=%.2f\n", last - first,
+		       last > first ? got.count / (last - first) / 1e6 : 0.0);
 	free(buf);
 	free(want);
 	if (bytes && got.count != bytes) {
@@ -650,7 +658,8 @@ static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 		"usage: vmc-xfer send --bytes N [--seed S] [--block B] [--linger] [--wait SECS] TARGET...\n"
-		"       vmc-xfer recv [--bytes N] [--seed S] [--block B] [--verify] [--slow] [--wait SECS] TARGET...\n"
+		"       vmc-xfer recv [--bytes N] [--seed S] [--block B] [--verify] [--slow] [--timing]\n"
+		"                     [--wait SECS] TARGET...\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer ping --count N [--size B] [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo [--bytes N] [--block B] [--wait SECS] TARGET\n"
@@ -664,6 +673,7 @@ static _Noreturn void usage(int status)
 		"the i-th) and recv prints the aggregate rate and the slowest and fastest lane.\n"
 		"ping sends N messages of B bytes (default 64) one at a time to a peer running\n"
 		"echo and prints round-trip percentiles in microseconds.\n"
+		"--timing adds \"timing secs=S mbps=R\", from the first byte read to the last.\n"
 		"--slow reads 16 KiB at a time and pauses 200 us after each read; --linger\n"
 		"keeps the connection open after sending, until killed.\n"
 		"Prints bytes=N fnv1a64=HEX for each direction; exit 0 on success.\n");
@@ -704,12 +714,13 @@ int main(int argc, char **argv)
 		{ "verify", no_argument, NULL, 'v' },
 		{ "slow", no_argument, NULL, 'S' },
 		{ "linger", no_argument, NULL, 'L' },
+		{ "timing", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	uint64_t bytes = 0, seed = 1, block = CHUNK, count = 0, size = 64;
 	double wait = 0;
-	bool verify = false, slow = false, linger = false;
+	bool verify = false, slow = false, linger = false, timing = false;
 	struct lane *lanes;
 	const char *mode;
 	size_t ntargets;
@@ -732,6 +743,7 @@ int main(int argc, char **argv)
 		case 'v': verify = true; break;
 		case 'S': slow = true; break;
 		case 'L': linger = true; break;
+		case 'T': timing = true; break;
 		case 'h': usage(0);
 		default: usage(2);
 		}
@@ -765,7 +777,7 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "send") && bytes)
 		return do_send(fd, bytes, seed, block, linger);
 	if (!strcmp(mode, "recv"))
-		return do_recv(fd, bytes, seed, block, verify, slow);
+		return do_recv(fd, bytes, seed, block, verify, slow, timing);
 	if (!strcmp(mode, "echo-check") && bytes)
 		return do_echo_check(fd, bytes, seed);
 	if (!strcmp(mode, "ping") && count)
