@@ -59,7 +59,7 @@ guest_done() {
 }
 
 # The hash line vmc-xfer printed for a direction ("sent"/"received").
-hash_of() { sed -n "s/^$1 \(bytes=[0-9]* fnv1a64=[0-9a-f]*\)\$/\1/p" "$2" | tail -n1; }
+hash_of() { sed -n "s/^$1 \(bytes=[0-9]* hash=[0-9a-f]*\)\$/\1/p" "$2" | tail -n1; }
 
 result() {                              # result KERNEL TEST STATUS [WHY]
     if [ "$3" = 0 ]; then
