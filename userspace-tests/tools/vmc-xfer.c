@@ -67,13 +67,20 @@ static uint64_t stream_next_word(struct stream *s)
 static void stream_fill(struct stream *s, unsigned char *buf, size_t len)
 {
 	for (;;) {
+		uint64_t state = s->state;	/* a local: buf may alias *s */
+
 		for (; len && s->gen_left; len--, s->gen_left--)
 			*buf++ = (unsigned char)(s->gen_word >> (8 * (8 - s->gen_left)));
 		for (; len >= 8; len -= 8, buf += 8) {
-			uint64_t w = htole64(stream_next_word(s));
+			uint64_t w;
 
+			state ^= state << 13;
+			state ^= state >> 7;
+			state ^= state << 17;
+			w = htole64(state);
 			memcpy(buf, &w, 8);
 		}
+		s->state = state;
 		if (!len)
 			return;
 		s->gen_word = stream_next_word(s);
@@ -98,11 +105,16 @@ static void stream_hash(struct stream *s, const unsigned char *buf, size_t len)
 			s->hash_fill = 0;
 		}
 	}
-	for (; len >= 8; len -= 8, buf += 8) {
-		uint64_t w;
+	if (len >= 8) {
+		uint64_t hash = s->hash;	/* a local: buf may alias *s */
 
-		memcpy(&w, buf, 8);
-		s->hash = hash_mix(s->hash, le64toh(w));
+		for (; len >= 8; len -= 8, buf += 8) {
+			uint64_t w;
+
+			memcpy(&w, buf, 8);
+			hash = hash_mix(hash, le64toh(w));
+		}
+		s->hash = hash;
 	}
 	for (; len; len--)
 		s->hash_word |= (uint64_t)*buf++ << (8 * s->hash_fill++);
