@@ -54,6 +54,8 @@ static int vmc_init_vqs(struct vmc_dev *vmc)
 		return err;
 	vmc->rx_vq = vqs[VMCHANNEL_VQ_RX];
 	vmc->tx_vq = vqs[VMCHANNEL_VQ_TX];
+	/* Senders take used tx buffers back themselves (transport.c). */
+	virtqueue_disable_cb(vmc->tx_vq);
 	return 0;
 }
 

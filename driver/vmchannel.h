@@ -34,8 +34,10 @@
 /* Receive buffers posted on rxq: one message each. */
 #define VMC_RX_BUF_SIZE		(16 * 1024)
 #define VMC_RX_BUFS		64
-/* Largest message the driver sends: header and payload in one kmalloc. */
+/* Largest message the driver sends: header and payload in one buffer. */
 #define VMC_TX_BUF_SIZE		(16 * 1024)
+/* Free txq buffers kept for reuse (see transport.c). */
+#define VMC_TX_POOL		32
 /* How long a message that must be sent waits for room on txq. */
 #define VMC_TX_TIMEOUT		(10 * HZ)
 /* End-of-stream marks a channel remembers before the reader consumes them. */
@@ -62,8 +64,10 @@ struct vmc_dev {
 	struct virtqueue *rx_vq;
 	struct virtqueue *tx_vq;
 	spinlock_t rx_lock; /* serialises rx_vq */
-	spinlock_t tx_lock; /* serialises tx_vq, protects broken */
+	spinlock_t tx_lock; /* serialises tx_vq, protects broken and the tx pool */
 	bool broken;
+	void *tx_pool;		/* free txq buffers, linked through their first word */
+	unsigned int tx_pooled;	/* how many */
 	wait_queue_head_t tx_wait;
 	struct work_struct rx_work;
 	struct work_struct config_work;
