@@ -264,15 +264,21 @@ static __poll_t vmc_poll(struct file *file, poll_table *wait)
 	struct vmc_channel *ch = file->private_data;
 	__poll_t mask = 0;
 
+	bool writable;
+
 	poll_wait(file, &ch->wait, wait);
+	/* Room on the shared txq comes back on vmc_dev.tx_wait. */
+	poll_wait(file, &ch->vmc->tx_wait, wait);
 	spin_lock_irq(&ch->lock);
 	if (ch->rx_cnt != ch->fwd_cnt || ch->n_eof)
 		mask |= EPOLLIN | EPOLLRDNORM;
+	writable = !ch->removed && ch->acked && vmc_tx_credit(ch);
 	if (ch->removed)
 		mask |= EPOLLHUP | EPOLLERR;
-	else if (ch->acked && vmc_tx_credit(ch))
-		mask |= EPOLLOUT | EPOLLWRNORM;
 	spin_unlock_irq(&ch->lock);
+	/* Writable: a write would not block, so txq must have room too. */
+	if (writable && vmc_tx_has_room(ch->vmc))
+		mask |= EPOLLOUT | EPOLLWRNORM;
 	return mask;
 }
 

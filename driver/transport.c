@@ -274,6 +274,25 @@ void vmc_tx_done(struct virtqueue *vq)
 }
 
 /*
+ * Whether txq has room for a message.  When it has none, its interrupt is
+ * enabled so that vmc_tx_done() wakes vmc_dev.tx_wait, where pollers wait.
+ */
+bool vmc_tx_has_room(struct vmc_dev *vmc)
+{
+	bool room;
+
+	spin_lock_irq(&vmc->tx_lock);
+	vmc_tx_reclaim(vmc);
+	room = vmc->broken || vmc->tx_vq->num_free;
+	if (!room && !virtqueue_enable_cb(vmc->tx_vq)) {
+		vmc_tx_reclaim(vmc);
+		room = vmc->tx_vq->num_free;
+	}
+	spin_unlock_irq(&vmc->tx_lock);
+	return room;
+}
+
+/*
  * Adds a message to txq; false when the ring is full.  Used buffers are taken
  * back here, on the next send, rather than on an interrupt per message: under
  * emulation each interrupt costs several exits.  Only a full ring asks for

@@ -178,5 +178,6 @@ enum vmc_send_wait {
 int vmc_send(struct vmc_channel *ch, enum vmchannel_msg_type type,
 	     const char __user *data, u32 len, enum vmc_send_wait wait);
 u32 vmc_tx_credit(const struct vmc_channel *ch);
+bool vmc_tx_has_room(struct vmc_dev *vmc);
 
 #endif /* VMCHANNEL_PRIV_H */

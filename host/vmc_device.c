@@ -324,13 +324,16 @@ static void chan_close_client(struct vmc_chan *ch)
 		chan_retry(ch, true);
 }
 
-/* Marks credit owed to the guest when enough was consumed. */
+/*
+ * Marks credit owed to the guest once a quarter of the buffer has been
+ * consumed since the last report.  That is soon enough for a guest writing
+ * steadily never to wait, and a guest that has used up its credit gets it
+ * back as the buffer drains.  Not after every message: each credit message
+ * costs the guest a receive buffer and an interrupt.
+ */
 static void chan_credit_check(struct vmc_chan *ch)
 {
-	uint32_t unreported = ch->fwd_cnt - ch->fwd_reported;
-
-	if (ch->guest_open &&
-	    (unreported >= VMC_G2H_BUF_SIZE / 4 || (unreported && !ch->buf_len)))
+	if (ch->guest_open && ch->fwd_cnt - ch->fwd_reported >= VMC_G2H_BUF_SIZE / 4)
 		ch->send_credit = true;
 }
 

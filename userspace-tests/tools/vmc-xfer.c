@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -475,7 +476,7 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 
 /*
  * Many channels at once (send or recv with several TARGETs): one lane per
- * target, stream seed + index, all driven from one poll() loop so that no
+ * target, stream seed + index, all driven from one epoll loop so that no
  * lane waits for another.
  */
 struct lane {
@@ -487,31 +488,64 @@ struct lane {
 	double done_at;		/* recv: when the last byte arrived */
 };
 
+/*
+ * One epoll set for all lanes (level-triggered, so a lane that is still ready
+ * comes back after the others: round robin).  poll() would cost the guest a
+ * scan of every lane per wakeup.
+ */
+static int lanes_epoll(struct lane *lanes, size_t n, uint32_t events)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0)
+		die("epoll_create1");
+	for (size_t i = 0; i < n; i++) {
+		struct epoll_event ev = { .events = events, .data.u64 = i };
+
+		set_nonblocking(lanes[i].fd);
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, lanes[i].fd, &ev) < 0)
+			die("epoll_ctl");
+	}
+	return ep;
+}
+
+static size_t lanes_wait(int ep, struct epoll_event *ev, size_t n)
+{
+	int r;
+
+	while ((r = epoll_wait(ep, ev, (int)n, -1)) < 0)
+		if (errno != EINTR)
+			die("epoll_wait");
+	return (size_t)r;
+}
+
+static void lane_finished(int ep, struct lane *l)
+{
+	if (epoll_ctl(ep, EPOLL_CTL_DEL, l->fd, NULL) < 0)
+		die("epoll_ctl");
+}
+
+/* Each ready lane gets at most one @block per turn. */
 static int do_send_many(struct lane *lanes, size_t n, uint64_t bytes, size_t block)
 {
-	struct pollfd *p = calloc(n, sizeof(*p));
+	struct epoll_event *ev = calloc(n, sizeof(*ev));
 	size_t active = n, i;
+	int ep;
 
-	if (!p)
+	if (!ev)
 		die("calloc");
 	for (i = 0; i < n; i++) {
 		lanes[i].buf = xmalloc(block);
 		lanes[i].len = lanes[i].off = 0;
-		set_nonblocking(lanes[i].fd);
-		p[i] = (struct pollfd){ .fd = lanes[i].fd, .events = POLLOUT };
 	}
+	ep = lanes_epoll(lanes, n, EPOLLOUT);
 	while (active) {
-		if (poll(p, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			die("poll");
-		}
-		for (i = 0; i < n; i++) {
-			struct lane *l = &lanes[i];
+		size_t ready = lanes_wait(ep, ev, n);
+
+		for (size_t k = 0; k < ready; k++) {
+			struct lane *l = &lanes[ev[k].data.u64];
 			ssize_t w;
 
-			if (p[i].fd < 0 || !p[i].revents)
-				continue;
 			if (l->off == l->len) {
 				l->len = bytes - l->s.count < block ? (size_t)(bytes - l->s.count) : block;
 				l->off = 0;
@@ -524,8 +558,8 @@ static int do_send_many(struct lane *lanes, size_t n, uint64_t bytes, size_t blo
 			if (w > 0)
 				l->off += (size_t)w;
 			if (l->off == l->len && l->s.count == bytes) {
+				lane_finished(ep, l);
 				end_sending(l->fd);
-				p[i].fd = -1;
 				active--;
 			}
 		}
@@ -535,7 +569,8 @@ static int do_send_many(struct lane *lanes, size_t n, uint64_t bytes, size_t blo
 		report("sent ", &lanes[i].s);
 		free(lanes[i].buf);
 	}
-	free(p);
+	close(ep);
+	free(ev);
 	return 0;
 }
 
@@ -548,29 +583,23 @@ static int do_send_many(struct lane *lanes, size_t n, uint64_t bytes, size_t blo
 static int do_recv_many(struct lane *lanes, size_t n, uint64_t bytes, size_t block, bool verify)
 {
 	unsigned char *buf = xmalloc(block), *want = xmalloc(block);
-	struct pollfd *p = calloc(n, sizeof(*p));
+	struct epoll_event *ev = calloc(n, sizeof(*ev));
 	double start = 0, end = 0, slowest = 0, fastest = 0;
 	size_t active = n, i;
+	int ep;
 
-	if (!p)
+	if (!ev)
 		die("calloc");
-	for (i = 0; i < n; i++) {
-		set_nonblocking(lanes[i].fd);
-		p[i] = (struct pollfd){ .fd = lanes[i].fd, .events = POLLIN };
-	}
+	ep = lanes_epoll(lanes, n, EPOLLIN);
 	while (active) {
-		if (poll(p, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			die("poll");
-		}
-		for (i = 0; i < n; i++) {
-			struct lane *l = &lanes[i];
+		size_t ready = lanes_wait(ep, ev, n);
+
+		for (size_t k = 0; k < ready; k++) {
+			size_t li = ev[k].data.u64;
+			struct lane *l = &lanes[li];
 			uint64_t left = bytes - l->s.count;
 			ssize_t r;
 
-			if (p[i].fd < 0 || !p[i].revents)
-				continue;
 			r = read(l->fd, buf, left < block ? (size_t)left : block);
 			if (r < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
@@ -578,7 +607,7 @@ static int do_recv_many(struct lane *lanes, size_t n, uint64_t bytes, size_t blo
 				die("read");
 			if (r == 0) {
 				fprintf(stderr, "vmc-xfer: lane %zu: end of file after %" PRIu64
-					" of %" PRIu64 " bytes\n", i, l->s.count, bytes);
+					" of %" PRIu64 " bytes\n", li, l->s.count, bytes);
 				return 1;
 			}
 			if (!start)
@@ -587,7 +616,7 @@ static int do_recv_many(struct lane *lanes, size_t n, uint64_t bytes, size_t blo
 				stream_fill(&l->expect, want, (size_t)r);
 				if (memcmp(buf, want, (size_t)r) != 0) {
 					fprintf(stderr, "vmc-xfer: lane %zu: data differs within bytes %"
-						PRIu64 "..%" PRIu64 "\n", i, l->s.count,
+						PRIu64 "..%" PRIu64 "\n", li, l->s.count,
 						l->s.count + (uint64_t)r);
 					return 1;
 				}
@@ -595,7 +624,7 @@ static int do_recv_many(struct lane *lanes, size_t n, uint64_t bytes, size_t blo
 			stream_hash(&l->s, buf, (size_t)r);
 			if (l->s.count == bytes) {
 				l->done_at = now();
-				p[i].fd = -1;
+				lane_finished(ep, l);
 				active--;
 			}
 		}
@@ -615,9 +644,10 @@ static int do_recv_many(struct lane *lanes, size_t n, uint64_t bytes, size_t blo
 	printf("many lanes=%zu bytes=%" PRIu64 " secs=%.6f aggregate_mbps=%.1f slowest_mbps=%.1f"
 	       " fastest_mbps=%.1f\n", n, bytes * n, end - start, bytes * n / (end - start) / 1e6,
 	       slowest, fastest);
+	close(ep);
 	free(buf);
 	free(want);
-	free(p);
+	free(ev);
 	return 0;
 }
 
