@@ -263,7 +263,6 @@ static __poll_t vmc_poll(struct file *file, poll_table *wait)
 {
 	struct vmc_channel *ch = file->private_data;
 	__poll_t mask = 0;
-
 	bool writable;
 
 	poll_wait(file, &ch->wait, wait);

@@ -219,17 +219,25 @@ void vmc_rx_done(struct virtqueue *vq)
 	schedule_work(&vmc->rx_work);
 }
 
+/* Takes a buffer out of the tx pool, NULL if empty; caller holds tx_lock. */
+static void *vmc_tx_pool_pop(struct vmc_dev *vmc)
+{
+	void *buf = vmc->tx_pool;
+
+	if (buf) {
+		vmc->tx_pool = *(void **)buf;
+		vmc->tx_pooled--;
+	}
+	return buf;
+}
+
 /* A txq buffer from the pool, or a new one. */
 static void *vmc_tx_buf_get(struct vmc_dev *vmc)
 {
 	void *buf;
 
 	spin_lock_irq(&vmc->tx_lock);
-	buf = vmc->tx_pool;
-	if (buf) {
-		vmc->tx_pool = *(void **)buf;
-		vmc->tx_pooled--;
-	}
+	buf = vmc_tx_pool_pop(vmc);
 	spin_unlock_irq(&vmc->tx_lock);
 	return buf ?: kmalloc(VMC_TX_BUF_SIZE, GFP_KERNEL);
 }
@@ -274,30 +282,36 @@ void vmc_tx_done(struct virtqueue *vq)
 }
 
 /*
- * Whether txq has room for a message.  When it has none, its interrupt is
- * enabled so that vmc_tx_done() wakes vmc_dev.tx_wait, where pollers wait.
+ * Whether txq has room for a one-buffer message; caller holds tx_lock.  Used
+ * buffers are taken back here, by the next sender or poller, rather than on
+ * an interrupt per message: under emulation each interrupt costs several
+ * exits.  Only a full ring enables the interrupt, so that vmc_tx_done() wakes
+ * vmc_dev.tx_wait, where senders and pollers wait for room.
  */
+static bool vmc_tx_room(struct vmc_dev *vmc)
+{
+	vmc_tx_reclaim(vmc);
+	if (vmc->tx_vq->num_free)
+		return true;
+	/* Enable the interrupt, then look again in case it came too early. */
+	if (virtqueue_enable_cb(vmc->tx_vq))
+		return false;
+	vmc_tx_reclaim(vmc);
+	return vmc->tx_vq->num_free;
+}
+
+/* Whether a message could be added to txq now (a broken device says yes). */
 bool vmc_tx_has_room(struct vmc_dev *vmc)
 {
 	bool room;
 
 	spin_lock_irq(&vmc->tx_lock);
-	vmc_tx_reclaim(vmc);
-	room = vmc->broken || vmc->tx_vq->num_free;
-	if (!room && !virtqueue_enable_cb(vmc->tx_vq)) {
-		vmc_tx_reclaim(vmc);
-		room = vmc->tx_vq->num_free;
-	}
+	room = vmc->broken || vmc_tx_room(vmc);
 	spin_unlock_irq(&vmc->tx_lock);
 	return room;
 }
 
-/*
- * Adds a message to txq; false when the ring is full.  Used buffers are taken
- * back here, on the next send, rather than on an interrupt per message: under
- * emulation each interrupt costs several exits.  Only a full ring asks for
- * the interrupt, to wake the sender that will wait for room.
- */
+/* Adds a message to txq; false when the ring is full. */
 static bool vmc_tx_try_add(struct vmc_dev *vmc, void *msg, size_t size, int *err)
 {
 	struct scatterlist sg;
@@ -305,22 +319,14 @@ static bool vmc_tx_try_add(struct vmc_dev *vmc, void *msg, size_t size, int *err
 
 	sg_init_one(&sg, msg, size);
 	spin_lock_irq(&vmc->tx_lock);
-	if (vmc->broken) {
+	if (vmc->broken)
 		*err = -ENODEV;
-		goto out;
-	}
-	vmc_tx_reclaim(vmc);
-	added = !virtqueue_add_outbuf(vmc->tx_vq, &sg, 1, msg, GFP_ATOMIC);
-	/* Full: enable the interrupt, then look again in case it came too early. */
-	if (!added && !virtqueue_enable_cb(vmc->tx_vq)) {
-		vmc_tx_reclaim(vmc);
+	else if (vmc_tx_room(vmc))
 		added = !virtqueue_add_outbuf(vmc->tx_vq, &sg, 1, msg, GFP_ATOMIC);
-	}
 	if (added) {
 		virtqueue_kick(vmc->tx_vq);
 		*err = 0;
 	}
-out:
 	spin_unlock_irq(&vmc->tx_lock);
 	return added || *err;
 }
@@ -412,10 +418,7 @@ void vmc_vqs_drain(struct vmc_dev *vmc)
 	spin_lock_irq(&vmc->tx_lock);
 	while ((buf = virtqueue_detach_unused_buf(vmc->tx_vq)))
 		kfree(buf);
-	while ((buf = vmc->tx_pool)) {
-		vmc->tx_pool = *(void **)buf;
+	while ((buf = vmc_tx_pool_pop(vmc)))
 		kfree(buf);
-	}
-	vmc->tx_pooled = 0;
 	spin_unlock_irq(&vmc->tx_lock);
 }
