@@ -17,14 +17,16 @@ _Static_assert(offsetof(struct vmchannel_config, select) == 6, "select");
 _Static_assert(offsetof(struct vmchannel_config, id) == 8, "id");
 _Static_assert(offsetof(struct vmchannel_config, flags) == 12, "flags");
 _Static_assert(offsetof(struct vmchannel_config, name) == 16, "name");
-_Static_assert(sizeof(struct vmchannel_hdr) == 24, "header size");
+_Static_assert(sizeof(struct vmchannel_hdr) == 32, "header size");
 _Static_assert(offsetof(struct vmchannel_hdr, channel_id) == 0, "channel_id");
 _Static_assert(offsetof(struct vmchannel_hdr, type) == 4, "type");
 _Static_assert(offsetof(struct vmchannel_hdr, flags) == 6, "hdr flags");
 _Static_assert(offsetof(struct vmchannel_hdr, len) == 8, "len");
-_Static_assert(offsetof(struct vmchannel_hdr, buf_alloc) == 12, "buf_alloc");
-_Static_assert(offsetof(struct vmchannel_hdr, fwd_cnt) == 16, "fwd_cnt");
-_Static_assert(offsetof(struct vmchannel_hdr, reserved) == 20, "reserved");
+_Static_assert(offsetof(struct vmchannel_hdr, session) == 12, "session");
+_Static_assert(offsetof(struct vmchannel_hdr, buf_alloc) == 16, "buf_alloc");
+_Static_assert(offsetof(struct vmchannel_hdr, fwd_cnt) == 20, "fwd_cnt");
+_Static_assert(offsetof(struct vmchannel_hdr, eof_cnt) == 24, "eof_cnt");
+_Static_assert(offsetof(struct vmchannel_hdr, reserved) == 28, "reserved");
 
 static void test_config_fits_vhost_user_limit(void)
 {

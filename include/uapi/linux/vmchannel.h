@@ -63,31 +63,56 @@ struct vmchannel_config {
 enum vmchannel_msg_type {
 	VMCHANNEL_MSG_DATA		= 1,	/* both: @len payload bytes */
 	VMCHANNEL_MSG_CREDIT		= 2,	/* both: credit update only */
-	VMCHANNEL_MSG_OPEN		= 3,	/* driver: opened; device: ack */
-	VMCHANNEL_MSG_CLOSE		= 4,	/* driver: channel closed */
+	VMCHANNEL_MSG_OPEN		= 3,	/* driver: session starts; device: ack */
+	VMCHANNEL_MSG_CLOSE		= 4,	/* driver: session ends */
 	VMCHANNEL_MSG_HOST_CONNECT	= 5,	/* device: host end connected */
-	VMCHANNEL_MSG_HOST_DISCONNECT	= 6,	/* device: host end gone */
+	VMCHANNEL_MSG_HOST_DISCONNECT	= 6,	/* device: host end stopped sending */
+	VMCHANNEL_MSG_RESET		= 7,	/* channel 0; driver: new driver; device: ack */
+	VMCHANNEL_MSG_SUSPEND		= 8,	/* channel 0; driver: quiesce; device: ack */
+	VMCHANNEL_MSG_RESUME		= 9,	/* channel 0; driver: rings are back */
 };
+
+/* Device-level messages (RESET, SUSPEND, RESUME) carry this channel id. */
+#define VMCHANNEL_DEVICE_CHANNEL	0
+
+/*
+ * struct vmchannel_hdr.flags.  DATA_LOST, device -> driver on HOST_DISCONNECT
+ * or CREDIT: the device discarded guest bytes of this session because the
+ * host program that was to receive them went away.  docs/device-spec.md.
+ */
+#define VMCHANNEL_F_DATA_LOST		(1U << 0)
 
 /*
  * Every message on either virtqueue starts with this header; a DATA message
  * carries @len payload bytes right after it, in the same buffer.
  *
+ * @session numbers the driver's sessions of a channel (never 0); every
+ * message of a channel carries the session it belongs to, and a side drops
+ * what carries another one.  Device-level messages carry 0.
+ *
  * Credit (per channel, per direction): the receiver advertises @buf_alloc,
  * the bytes it can hold for the channel, and @fwd_cnt, the payload bytes it
- * has consumed since the channel was last opened (modulo 2^32).  A sender
- * that has sent tx_cnt payload bytes may send at most
- * buf_alloc - (tx_cnt - fwd_cnt) more.
+ * has consumed in the session (modulo 2^32).  A sender that has sent tx_cnt
+ * payload bytes may send at most buf_alloc - (tx_cnt - fwd_cnt) more.
+ *
+ * @eof_cnt (driver -> device): the ends of stream (HOST_DISCONNECT) that
+ * guest readers have consumed in the session.  The device keeps at most
+ * VMCHANNEL_EOF_WINDOW of them unconsumed.
  */
 struct vmchannel_hdr {
 	__le32 channel_id;
 	__le16 type;		/* enum vmchannel_msg_type */
-	__le16 flags;		/* reserved, zero */
+	__le16 flags;		/* VMCHANNEL_F_* */
 	__le32 len;		/* payload bytes following the header */
+	__le32 session;		/* session of the channel, 0 for the device */
 	__le32 buf_alloc;	/* sender's receive buffer for this channel */
 	__le32 fwd_cnt;		/* bytes the sender has consumed */
+	__le32 eof_cnt;		/* driver: ends of stream consumed */
 	__le32 reserved;	/* zero */
 };
+
+/* Ends of stream the device may have sent and the driver not yet consumed. */
+#define VMCHANNEL_EOF_WINDOW		4
 
 /*
  * ioctls on /dev/vmchannel/<name> (besides FIONREAD).  0xBA is free in
