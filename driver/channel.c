@@ -11,6 +11,7 @@
 #include <linux/cdev.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
+#include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/vmalloc.h>
@@ -39,6 +40,7 @@ int vmc_chrdev_init(void)
 	if (err)
 		return err;
 	cdev_init(&vmc_cdev, &vmc_fops);
+	vmc_cdev.owner = THIS_MODULE;
 	err = cdev_add(&vmc_cdev, vmc_devt, VMC_MINORS);
 	if (err)
 		goto err_unregister_region;
@@ -105,9 +107,9 @@ struct vmc_channel *vmc_channel_get_by_id(struct vmc_dev *vmc, u32 id)
 
 /*
  * Tells udev the host end came or went: KOBJ_CHANGE on the node, carrying
- * VMCHANNEL_HOST_CONNECTED=0|1 as of this change (sysfs may have moved on).
+ * VMCHANNEL_HOST_CONNECTED=0|1.
  */
-void vmc_channel_state_changed(struct vmc_channel *ch, bool connected)
+static void vmc_uevent_send(struct vmc_channel *ch, bool connected)
 {
 	char *envp[2];
 
@@ -118,6 +120,32 @@ void vmc_channel_state_changed(struct vmc_channel *ch, bool connected)
 	if (ch->node)
 		kobject_uevent_env(&ch->node->kobj, KOBJ_CHANGE, envp);
 	mutex_unlock(&vmc_minor_lock);
+}
+
+/*
+ * Sends the host_connected flips recorded since the last run (state.c
+ * queues it at most every VMC_UEVENT_INTERVAL): a device that flaps costs
+ * udev at most two uevents per interval, and each says a state the channel
+ * really had, the current one last.
+ */
+void vmc_uevent_work(struct work_struct *work)
+{
+	struct vmc_channel *ch = container_of(to_delayed_work(work), struct vmc_channel,
+					      uevent_work);
+	unsigned int pending;
+	bool connected;
+
+	spin_lock_irq(&ch->lock);
+	pending = ch->uevent_pending;
+	ch->uevent_pending = 0;
+	connected = ch->host_connected;
+	ch->uevent_sent = jiffies;
+	spin_unlock_irq(&ch->lock);
+	/* Flips both ways since the last run: the one away from now first. */
+	if (pending == (BIT(0) | BIT(1)))
+		vmc_uevent_send(ch, !connected);
+	if (pending)
+		vmc_uevent_send(ch, connected);
 }
 
 /* True when another device's channel already owns @name as its node name. */
@@ -149,7 +177,11 @@ static int vmc_channel_add(struct vmc_dev *vmc, u32 id, const u8 *name)
 	strscpy(ch->name, name, sizeof(ch->name));
 	mutex_init(&ch->open_lock);
 	mutex_init(&ch->read_lock);
+	mutex_init(&ch->write_lock);
+	INIT_DELAYED_WORK(&ch->uevent_work, vmc_uevent_work);
 	spin_lock_init(&ch->lock);
+	ch->state = VMC_CH_CLOSED;
+	ch->uevent_sent = jiffies - VMC_UEVENT_INTERVAL;
 	init_waitqueue_head(&ch->wait);
 
 	err = xa_insert(&vmc->channels, id, ch, GFP_KERNEL);
@@ -206,16 +238,21 @@ static void vmc_channel_remove(struct vmc_dev *vmc, struct vmc_channel *ch)
 	mutex_unlock(&vmc_minor_lock);
 
 	spin_lock_irq(&ch->lock);
-	ch->removed = true;
+	vmc_chan_step(ch, VMC_CH_EV_REMOVE, NULL, NULL);
 	spin_unlock_irq(&ch->lock);
-	wake_up_interruptible_all(&ch->wait);
+	/* REMOVED: nothing queues the uevent work again. */
+	cancel_delayed_work_sync(&ch->uevent_work);
+	wake_up_all(&ch->wait);
 	kill_fasync(&ch->fasync, SIGIO, POLL_HUP);
 	vmc_channel_put(ch);
 }
 
-/* Reads the whole table through the window; false if it kept changing. */
-static bool vmc_table_read(struct vmc_dev *vmc, struct vmc_table_entry **table,
-			   unsigned int *count)
+/*
+ * Reads the whole table through the window.  Return: 0, -EAGAIN if it
+ * changed meanwhile, -ERANGE if the device offers too many entries, -ENOMEM.
+ */
+static int vmc_table_read(struct vmc_dev *vmc, struct vmc_table_entry **table,
+			  unsigned int *count)
 {
 	struct virtio_device *vdev = vmc->vdev;
 	struct vmc_table_entry *t;
@@ -227,11 +264,11 @@ static bool vmc_table_read(struct vmc_dev *vmc, struct vmc_table_entry **table,
 	if (n > VMCHANNEL_MAX_CHANNELS) {
 		dev_err(&vdev->dev, "device offers %u channels, more than %u: ignored\n",
 			n, VMCHANNEL_MAX_CHANNELS);
-		n = 0;
+		return -ERANGE;
 	}
 	t = kvcalloc(n ? n : 1, sizeof(*t), GFP_KERNEL);
 	if (!t)
-		return false;
+		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		virtio_cwrite_le(vdev, struct vmchannel_config, select, &i);
 		virtio_cread_le(vdev, struct vmchannel_config, id, &t[i].id);
@@ -242,11 +279,11 @@ static bool vmc_table_read(struct vmc_dev *vmc, struct vmc_table_entry **table,
 	virtio_cread_le(vdev, struct vmchannel_config, generation, &gen_after);
 	if (gen_before != gen_after) {
 		kvfree(t);
-		return false;
+		return -EAGAIN;
 	}
 	*table = t;
 	*count = n;
-	return true;
+	return 0;
 }
 
 /* Leaves the printable prefix of an untrusted name for a log line. */
@@ -275,14 +312,17 @@ void vmc_channels_sync(struct vmc_dev *vmc)
 	unsigned long id;
 	char shown[VMCHANNEL_NAME_SIZE];
 	bool present;
+	int err = -EAGAIN;
 
 	mutex_lock(&vmc->table_lock);
 	if (vmc->removing)
 		goto out_unlock;
-	for (tries = 0; tries < 8; tries++)
-		if (vmc_table_read(vmc, &table, &count))
-			break;
-	if (!table) {
+	for (tries = 0; tries < 8 && err == -EAGAIN; tries++)
+		err = vmc_table_read(vmc, &table, &count);
+	/* A table beyond the limit is ignored: the channels we have stay. */
+	if (err == -ERANGE)
+		goto out_unlock;
+	if (err) {
 		dev_err(dev, "channel table unreadable or changing constantly\n");
 		goto out_unlock;
 	}

@@ -3,9 +3,10 @@
  * The file operations of /dev/vmchannel/<name>.
  *
  * The first open starts a session (OPEN to the device, a receive ring for the
- * channel); the last close ends it (CLOSE, the ring is freed).  One file may
- * read and one may write at a time, so "exec 3<>node" and "cat node > node"
- * work while two agents cannot interleave unnoticed.
+ * channel); the last close ends it (CLOSE, the ring is freed): events of the
+ * channel's state machine (state.c).  One file may read and one may write at
+ * a time, so "exec 3<>node" and "cat node > node" work while two agents
+ * cannot interleave unnoticed; threads sharing that file take turns.
  */
 #include <linux/fs.h>
 #include <linux/minmax.h>
@@ -20,34 +21,16 @@
 /* Largest payload per DATA message: header and payload share one buffer. */
 #define VMC_TX_CHUNK	(VMC_TX_BUF_SIZE - sizeof(struct vmchannel_hdr))
 
-static void vmc_session_start(struct vmc_channel *ch, u8 *ring)
+/* Runs one step of the channel's state machine and what it asks for. */
+static void vmc_chan_event(struct vmc_channel *ch, enum vmc_chan_event ev, u8 **ring)
 {
-	spin_lock_irq(&ch->lock);
-	ch->ring = ring;
-	ch->session = true;
-	ch->acked = false;
-	ch->host_connected = false;
-	ch->connections = 0;
-	ch->rx_cnt = 0;
-	ch->fwd_cnt = 0;
-	ch->fwd_reported = 0;
-	ch->n_eof = 0;
-	ch->tx_cnt = 0;
-	ch->peer_buf_alloc = 0;
-	ch->peer_fwd_cnt = 0;
-	spin_unlock_irq(&ch->lock);
-}
-
-static void vmc_session_end(struct vmc_channel *ch)
-{
-	u8 *ring;
+	unsigned int actions;
+	u8 *freed = NULL;
 
 	spin_lock_irq(&ch->lock);
-	ring = ch->ring;
-	ch->ring = NULL;
-	ch->session = false;
+	actions = vmc_chan_step(ch, ev, NULL, ring ?: &freed);
 	spin_unlock_irq(&ch->lock);
-	kvfree(ring);
+	vmc_chan_act(ch, actions, ring ? *ring : freed);
 }
 
 static int vmc_open(struct inode *inode, struct file *file)
@@ -67,19 +50,22 @@ static int vmc_open(struct inode *inode, struct file *file)
 		err = -EBUSY;
 		goto err_unlock;
 	}
-	if (!ch->readers && !ch->writers) {
+	/* Any open file, O_ACCMODE 3 (ioctls only) too, belongs to the session. */
+	if (!ch->files) {
 		ring = kvmalloc(VMC_RX_RING_SIZE, GFP_KERNEL);
 		if (!ring) {
 			err = -ENOMEM;
 			goto err_unlock;
 		}
-		vmc_session_start(ch, ring);
-		err = vmc_send(ch, VMCHANNEL_MSG_OPEN, NULL, 0, VMC_SEND_INTERRUPTIBLE);
-		if (err) {
-			vmc_session_end(ch);
+		vmc_chan_event(ch, VMC_CH_EV_OPEN, &ring);
+		/* The step left the ring to us: the channel is gone. */
+		if (ring) {
+			kvfree(ring);
+			err = -ENXIO;
 			goto err_unlock;
 		}
 	}
+	ch->files++;
 	ch->readers += reading;
 	ch->writers += writing;
 	mutex_unlock(&ch->open_lock);
@@ -96,29 +82,16 @@ err_unlock:
 static int vmc_release(struct inode *inode, struct file *file)
 {
 	struct vmc_channel *ch = file->private_data;
-	int err;
 
 	mutex_lock(&ch->open_lock);
 	ch->readers -= !!(file->f_mode & FMODE_READ);
 	ch->writers -= !!(file->f_mode & FMODE_WRITE);
-	if (!ch->readers && !ch->writers) {
-		/* The host must see end of stream even when we were killed. */
-		err = vmc_send(ch, VMCHANNEL_MSG_CLOSE, NULL, 0, VMC_SEND_RELIABLE);
-		if (err && err != -ENODEV)
-			dev_warn(&ch->vmc->vdev->dev, "channel %s: cannot send CLOSE: %d\n",
-				 ch->name, err);
-		vmc_session_end(ch);
-	}
+	/* CLOSE is queued, or owed and retried: the host must see end of stream. */
+	if (!--ch->files)
+		vmc_chan_event(ch, VMC_CH_EV_CLOSE, NULL);
 	mutex_unlock(&ch->open_lock);
 	vmc_channel_put(ch);
 	return 0;
-}
-
-/* Bytes a read may take now: up to the next end-of-stream mark. */
-static u32 vmc_readable(const struct vmc_channel *ch)
-{
-	lockdep_assert_held(&ch->lock);
-	return (ch->n_eof ? ch->eof[0] : ch->rx_cnt) - ch->fwd_cnt;
 }
 
 /* Data, an end-of-stream mark or removal: a read would not block. */
@@ -127,18 +100,18 @@ static bool vmc_read_ready(struct vmc_channel *ch)
 	bool ready;
 
 	spin_lock_irq(&ch->lock);
-	ready = ch->removed || ch->rx_cnt != ch->fwd_cnt || ch->n_eof;
+	ready = ch->state == VMC_CH_REMOVED || ch->rx_cnt != ch->fwd_cnt || ch->n_eof;
 	spin_unlock_irq(&ch->lock);
 	return ready;
 }
 
-/* Credit from the device or removal: a write would not block. */
+/* Credit, a loss to report or removal: a write would not block. */
 static bool vmc_write_ready(struct vmc_channel *ch)
 {
 	bool ready;
 
 	spin_lock_irq(&ch->lock);
-	ready = ch->removed || (ch->acked && vmc_tx_credit(ch));
+	ready = ch->state == VMC_CH_REMOVED || ch->data_lost || vmc_tx_credit(ch);
 	spin_unlock_irq(&ch->lock);
 	return ready;
 }
@@ -149,6 +122,8 @@ static bool vmc_write_ready(struct vmc_channel *ch)
  */
 static ssize_t vmc_read_wait(struct vmc_channel *ch, bool nonblock)
 {
+	unsigned int actions;
+	bool removed;
 	u32 avail;
 
 	for (;;) {
@@ -159,13 +134,14 @@ static ssize_t vmc_read_wait(struct vmc_channel *ch, bool nonblock)
 			return avail;
 		}
 		if (ch->n_eof) {
-			ch->n_eof--;
-			memmove(ch->eof, ch->eof + 1, ch->n_eof * sizeof(ch->eof[0]));
+			actions = vmc_chan_step(ch, VMC_CH_EV_EOF_READ, NULL, NULL);
 			spin_unlock_irq(&ch->lock);
+			vmc_chan_act(ch, actions, NULL);
 			return 0;
 		}
+		removed = ch->state == VMC_CH_REMOVED;
 		spin_unlock_irq(&ch->lock);
-		if (READ_ONCE(ch->removed))
+		if (removed)
 			return -ENODEV;
 		if (nonblock)
 			return -EAGAIN;
@@ -178,8 +154,8 @@ static ssize_t vmc_read(struct file *file, char __user *buf, size_t count,
 			loff_t *ppos)
 {
 	struct vmc_channel *ch = file->private_data;
+	unsigned int actions;
 	u32 pos, first, n;
-	bool report;
 	ssize_t ret;
 
 	if (!count)
@@ -191,8 +167,9 @@ static ssize_t vmc_read(struct file *file, char __user *buf, size_t count,
 		goto out_unlock;
 
 	/*
-	 * Only this reader consumes, and the rx work only writes past rx_cnt,
-	 * so the bytes can be copied without holding the spinlock.
+	 * Only this reader consumes, the rx work only writes past rx_cnt, and
+	 * the ring lives as long as an open file, so the bytes can be copied
+	 * without holding the spinlock.
 	 */
 	n = min_t(size_t, count, ret);
 	pos = READ_ONCE(ch->fwd_cnt) % VMC_RX_RING_SIZE;
@@ -205,58 +182,87 @@ static ssize_t vmc_read(struct file *file, char __user *buf, size_t count,
 
 	spin_lock_irq(&ch->lock);
 	ch->fwd_cnt += n;
-	/* Report often enough that the device never waits on stale credit. */
-	report = ch->fwd_cnt - ch->fwd_reported >= VMC_RX_RING_SIZE / 4 ||
-		 (ch->fwd_cnt == ch->rx_cnt && ch->fwd_cnt != ch->fwd_reported);
+	actions = vmc_chan_step(ch, VMC_CH_EV_READ, NULL, NULL);
 	spin_unlock_irq(&ch->lock);
-	if (report)
-		vmc_send(ch, VMCHANNEL_MSG_CREDIT, NULL, 0, VMC_SEND_RELIABLE);
+	vmc_chan_act(ch, actions, NULL);
 	ret = n;
 out_unlock:
 	mutex_unlock(&ch->read_lock);
 	return ret;
 }
 
+/* A loss the device reported, to be returned once: true if there was one. */
+static bool vmc_take_lost(struct vmc_channel *ch)
+{
+	bool lost;
+
+	spin_lock_irq(&ch->lock);
+	lost = ch->data_lost;
+	ch->data_lost = false;
+	spin_unlock_irq(&ch->lock);
+	return lost;
+}
+
+/*
+ * One writer at a time (write_lock): the credit it sees is its own to spend.
+ * A loss the device reported fails the next write() once with ECONNRESET,
+ * before it writes anything; a write() under way when it is reported
+ * returns what it wrote so far.
+ */
 static ssize_t vmc_write(struct file *file, const char __user *buf,
 			 size_t count, loff_t *ppos)
 {
 	struct vmc_channel *ch = file->private_data;
 	bool nonblock = file->f_flags & O_NONBLOCK;
+	bool removed, lost;
 	size_t done = 0;
 	u32 credit, n;
-	int err = 0;
+	int ret = 0;
 
+	if (!count)
+		return 0;
+	if (nonblock) {
+		if (!mutex_trylock(&ch->write_lock))
+			return -EAGAIN;
+	} else if (mutex_lock_interruptible(&ch->write_lock)) {
+		return -ERESTARTSYS;
+	}
 	while (done < count) {
 		spin_lock_irq(&ch->lock);
-		credit = ch->acked && !ch->removed ? vmc_tx_credit(ch) : 0;
+		removed = ch->state == VMC_CH_REMOVED;
+		lost = ch->data_lost;
+		credit = vmc_tx_credit(ch);
 		spin_unlock_irq(&ch->lock);
-		if (READ_ONCE(ch->removed)) {
-			err = -ENODEV;
+		if (removed) {
+			ret = -ENODEV;
+			break;
+		}
+		if (lost) {
+			if (!done && vmc_take_lost(ch))
+				ret = -ECONNRESET;
 			break;
 		}
 		if (!credit) {
 			if (nonblock) {
-				err = -EAGAIN;
+				ret = -EAGAIN;
 				break;
 			}
 			if (wait_event_interruptible(ch->wait, vmc_write_ready(ch))) {
-				err = -ERESTARTSYS;
+				ret = -ERESTARTSYS;
 				break;
 			}
 			continue;
 		}
 		n = min3(count - done, (size_t)credit, VMC_TX_CHUNK);
-		err = vmc_send(ch, VMCHANNEL_MSG_DATA, buf + done, n,
+		ret = vmc_send(ch, VMCHANNEL_MSG_DATA, buf + done, n,
 			       nonblock ? VMC_SEND_NONBLOCK : VMC_SEND_INTERRUPTIBLE);
-		if (err)
+		if (ret < 0)
 			break;
-		spin_lock_irq(&ch->lock);
-		ch->tx_cnt += n;
-		ch->tx_bytes += n;
-		spin_unlock_irq(&ch->lock);
-		done += n;
+		/* 0: the device took its credit back meanwhile; wait again. */
+		done += ret;
 	}
-	return done ? done : err;
+	mutex_unlock(&ch->write_lock);
+	return done ? done : ret;
 }
 
 static __poll_t vmc_poll(struct file *file, poll_table *wait)
@@ -271,8 +277,11 @@ static __poll_t vmc_poll(struct file *file, poll_table *wait)
 	spin_lock_irq(&ch->lock);
 	if (ch->rx_cnt != ch->fwd_cnt || ch->n_eof)
 		mask |= EPOLLIN | EPOLLRDNORM;
-	writable = !ch->removed && ch->acked && vmc_tx_credit(ch);
-	if (ch->removed)
+	writable = vmc_tx_credit(ch);
+	/* The write would not block: it returns ECONNRESET. */
+	if (ch->data_lost && ch->state != VMC_CH_REMOVED)
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	if (ch->state == VMC_CH_REMOVED)
 		mask |= EPOLLHUP | EPOLLERR;
 	spin_unlock_irq(&ch->lock);
 	/* Writable: a write would not block, so txq must have room too. */
@@ -306,7 +315,7 @@ static int vmc_ioctl_get_state(struct vmc_channel *ch, struct vmchannel_state __
 	spin_lock_irq(&ch->lock);
 	if (ch->host_connected)
 		state.flags |= VMCHANNEL_STATE_HOST_CONNECTED;
-	if (ch->removed)
+	if (ch->state == VMC_CH_REMOVED)
 		state.flags |= VMCHANNEL_STATE_REMOVED;
 	state.connections = ch->connections;
 	spin_unlock_irq(&ch->lock);
@@ -318,7 +327,7 @@ static bool vmc_host_ready(struct vmc_channel *ch)
 	bool ready;
 
 	spin_lock_irq(&ch->lock);
-	ready = ch->removed || ch->host_connected;
+	ready = ch->state == VMC_CH_REMOVED || ch->host_connected;
 	spin_unlock_irq(&ch->lock);
 	return ready;
 }
@@ -332,7 +341,7 @@ static int vmc_ioctl_wait_host(struct vmc_channel *ch, bool nonblock)
 		if (wait_event_interruptible(ch->wait, vmc_host_ready(ch)))
 			return -ERESTARTSYS;
 	}
-	return READ_ONCE(ch->removed) ? -ENODEV : 0;
+	return READ_ONCE(ch->state) == VMC_CH_REMOVED ? -ENODEV : 0;
 }
 
 static long vmc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)

@@ -3,10 +3,12 @@
  * vmchannel: named byte channels between a virtual machine and its host,
  * one character device per channel under /dev/vmchannel/.
  *
- * The device: docs/device-spec.md.  This file is the virtio glue only.
+ * The device: docs/device-spec.md.  This file is the virtio glue only:
+ * probe, remove, suspend and resume as events of the device's state machine.
  */
 #include <linux/module.h>
 #include <linux/slab.h>
+#include <linux/wait.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
 
@@ -59,21 +61,46 @@ static int vmc_init_vqs(struct vmc_dev *vmc)
 	return 0;
 }
 
-/* Stops all virtqueue traffic and frees what is left on the rings. */
-static void vmc_stop_device(struct vmc_dev *vmc)
+/* Resets the device and frees the rings, if any; nothing may use them now. */
+static void vmc_del_vqs(struct vmc_dev *vmc)
 {
-	spin_lock_irq(&vmc->rx_lock);
-	vmc->broken = true;
-	spin_unlock_irq(&vmc->rx_lock);
-	spin_lock_irq(&vmc->tx_lock);
-	vmc->broken = true;
-	spin_unlock_irq(&vmc->tx_lock);
-	wake_up_interruptible_all(&vmc->tx_wait);
-
 	virtio_reset_device(vmc->vdev);
 	cancel_work_sync(&vmc->rx_work);
+	if (!vmc->rx_vq)
+		return;
 	vmc_vqs_drain(vmc);
 	vmc->vdev->config->del_vqs(vmc->vdev);
+	vmc->rx_vq = NULL;
+	vmc->tx_vq = NULL;
+}
+
+/*
+ * Sets the rings up and tells the device: RESET at probe (every earlier
+ * session is over), RESUME after a suspend (every session continues).  The
+ * message goes first, before any channel's.
+ */
+static int vmc_start_device(struct vmc_dev *vmc, enum vmchannel_msg_type type)
+{
+	int err;
+
+	err = vmc_init_vqs(vmc);
+	if (err)
+		return err;
+	err = vmc_rx_fill(vmc);
+	if (err)
+		goto err_del_vqs;
+	virtio_device_ready(vmc->vdev);
+	err = vmc_send_dev(vmc, type);
+	if (err)
+		goto err_del_vqs;
+	spin_lock_irq(&vmc->rx_lock);
+	virtqueue_kick(vmc->rx_vq);
+	spin_unlock_irq(&vmc->rx_lock);
+	return 0;
+
+err_del_vqs:
+	vmc_del_vqs(vmc);
+	return err;
 }
 
 static int vmc_probe(struct virtio_device *vdev)
@@ -93,32 +120,24 @@ static int vmc_probe(struct virtio_device *vdev)
 	kref_init(&vmc->kref);
 	spin_lock_init(&vmc->rx_lock);
 	spin_lock_init(&vmc->tx_lock);
+	/* Until the device acknowledges our RESET, rxq holds nothing of ours. */
+	vmc->state = VMC_DEV_RESETTING;
+	init_waitqueue_head(&vmc->state_wait);
 	init_waitqueue_head(&vmc->tx_wait);
 	INIT_WORK(&vmc->rx_work, vmc_rx_work);
 	INIT_WORK(&vmc->config_work, vmc_config_work);
+	INIT_DELAYED_WORK(&vmc->owed_work, vmc_owed_work);
 	mutex_init(&vmc->table_lock);
 	xa_init(&vmc->channels);
 
-	err = vmc_init_vqs(vmc);
-	if (err)
-		goto err_free;
-	err = vmc_rx_fill(vmc);
-	if (err)
-		goto err_del_vqs;
-
 	/* Ready before the nodes exist: an open sends OPEN at once. */
-	virtio_device_ready(vdev);
-	virtqueue_kick(vmc->rx_vq);
+	err = vmc_start_device(vmc, VMCHANNEL_MSG_RESET);
+	if (err) {
+		vmc_dev_put(vmc);
+		return err;
+	}
 	vmc_channels_sync(vmc);
 	return 0;
-
-err_del_vqs:
-	virtio_reset_device(vdev);
-	vmc_vqs_drain(vmc);
-	vdev->config->del_vqs(vdev);
-err_free:
-	vmc_dev_put(vmc);
-	return err;
 }
 
 static void vmc_remove(struct virtio_device *vdev)
@@ -127,12 +146,69 @@ static void vmc_remove(struct virtio_device *vdev)
 
 	/* No new channels, then every node goes and every waiter wakes. */
 	vmc_channels_remove_all(vmc);
-	vmc_stop_device(vmc);
+	/*
+	 * Best effort: RESET ends every session at the device, so that it
+	 * drains what the host ends still have, before the device is reset.
+	 */
+	if (vmc_dev_step(vmc, VMC_DEV_EV_RESET) &&
+	    !vmc_send_dev(vmc, VMCHANNEL_MSG_RESET))
+		wait_event_timeout(vmc->state_wait,
+				   vmc_dev_state(vmc) != VMC_DEV_RESETTING, HZ);
+	vmc_dev_step(vmc, VMC_DEV_EV_REMOVE);
+	vmc_del_vqs(vmc);
 	/* After the reset no configuration interrupt can queue it again. */
 	cancel_work_sync(&vmc->config_work);
+	cancel_delayed_work_sync(&vmc->owed_work);
 	/* Channels still open keep vmc until their last close. */
 	vmc_dev_put(vmc);
 }
+
+#ifdef CONFIG_PM_SLEEP
+/*
+ * Suspend and hibernation reset the device.  Sessions, open files and
+ * counters stay: the device keeps its side of every session while the
+ * driver is away (docs/device-spec.md, "Device-level messages").
+ */
+static int vmc_freeze(struct virtio_device *vdev)
+{
+	struct vmc_dev *vmc = vdev->priv;
+
+	cancel_work_sync(&vmc->config_work);
+	/* rxq is ours only once a pending RESET is acknowledged. */
+	wait_event_timeout(vmc->state_wait,
+			   vmc_dev_state(vmc) != VMC_DEV_RESETTING, VMC_ACK_TIMEOUT);
+	/* Senders wait from here; SUSPEND is the last message we send. */
+	vmc_dev_step(vmc, VMC_DEV_EV_FREEZE);
+	if (vmc_send_dev(vmc, VMCHANNEL_MSG_SUSPEND) ||
+	    !wait_event_timeout(vmc->state_wait,
+				vmc_dev_state(vmc) == VMC_DEV_SUSPENDED, VMC_ACK_TIMEOUT))
+		dev_warn(&vdev->dev, "no SUSPEND acknowledgment: messages in flight may be lost\n");
+	/* Nothing may use the rings now, acknowledged or not. */
+	vmc_dev_step(vmc, VMC_DEV_EV_SUSPEND_ACK);
+	vmc_del_vqs(vmc);
+	return 0;
+}
+
+static int vmc_restore(struct virtio_device *vdev)
+{
+	struct vmc_dev *vmc = vdev->priv;
+	int err;
+
+	/* RESUME goes first; senders wait until the step to RUNNING. */
+	err = vmc_start_device(vmc, VMCHANNEL_MSG_RESUME);
+	if (err) {
+		/* As if unplugged: every waiter wakes and sees ENODEV. */
+		vmc_dev_step(vmc, VMC_DEV_EV_REMOVE);
+		vmc_channels_remove_all(vmc);
+		return err;
+	}
+	vmc_dev_step(vmc, VMC_DEV_EV_RESTORE);
+	mod_delayed_work(system_wq, &vmc->owed_work, 0);
+	/* The host may have changed the table meanwhile. */
+	schedule_work(&vmc->config_work);
+	return 0;
+}
+#endif
 
 static const struct virtio_device_id vmc_id_table[] = {
 	{ VIRTIO_ID_VMCHANNEL, VIRTIO_DEV_ANY_ID },
@@ -147,6 +223,10 @@ static struct virtio_driver vmc_driver = {
 	.probe = vmc_probe,
 	.remove = vmc_remove,
 	.config_changed = vmc_config_changed,
+#ifdef CONFIG_PM_SLEEP
+	.freeze = vmc_freeze,
+	.restore = vmc_restore,
+#endif
 };
 
 static int __init vmc_init(void)

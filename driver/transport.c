@@ -14,24 +14,45 @@
  * init_on_alloc (Debian's are) zero every allocation, and zeroing a fresh
  * 16 KiB buffer per message took a fifth of a sending guest's CPU.  At most a
  * ring of used buffers waits for the next send.
+ *
+ * Only writers wait for txq.  OPEN, CLOSE and CREDIT are owed by the channel
+ * (vmc_channel.owed) and sent without waiting; what finds txq full is sent
+ * by vmc_owed_work() once there is room.  The session, credit and
+ * end-of-stream fields of a header are filled in as it is added to txq.
  */
 #include <linux/minmax.h>
+#include <linux/sched.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
 #include "vmchannel.h"
 
-/* A buffer the device fills: room for the largest message we accept. */
+/* Whether the virtqueues exist and may be used in @state (see main.c). */
+static bool vmc_rx_live(enum vmc_dev_state state)
+{
+	return state != VMC_DEV_SUSPENDED && state != VMC_DEV_GONE;
+}
+
+/* A snapshot of the device's state; a change wakes vmc_dev.state_wait. */
+enum vmc_dev_state vmc_dev_state(struct vmc_dev *vmc)
+{
+	return READ_ONCE(vmc->state);
+}
+
+/*
+ * A buffer the device fills: room for the largest message we accept.  Called
+ * with rx_lock held: one descriptor, so nothing is allocated anyway.
+ */
 static int vmc_rx_add(struct vmc_dev *vmc, void *buf)
 {
 	struct scatterlist sg;
 
 	sg_init_one(&sg, buf, VMC_RX_BUF_SIZE);
-	return virtqueue_add_inbuf(vmc->rx_vq, &sg, 1, buf, GFP_KERNEL);
+	return virtqueue_add_inbuf(vmc->rx_vq, &sg, 1, buf, GFP_ATOMIC);
 }
 
-/* Posts receive buffers until the ring is full; called at probe. */
+/* Posts receive buffers until the ring is full; called at probe and restore. */
 int vmc_rx_fill(struct vmc_dev *vmc)
 {
 	unsigned int i;
@@ -54,105 +75,27 @@ int vmc_rx_fill(struct vmc_dev *vmc)
 	return 0;
 }
 
-/* The credit the device granted us: payload bytes we may still send. */
-u32 vmc_tx_credit(const struct vmc_channel *ch)
+/* The device's RESET or SUSPEND: the acknowledgment of ours. */
+static void vmc_rx_device(struct vmc_dev *vmc, u16 type)
 {
-	u32 in_flight = ch->tx_cnt - ch->peer_fwd_cnt;
+	enum vmc_dev_event ev = type == VMCHANNEL_MSG_RESET ?
+				VMC_DEV_EV_RESET_ACK : VMC_DEV_EV_SUSPEND_ACK;
 
-	/* A device that reports more consumed than sent gets no extra credit. */
-	if (in_flight > ch->peer_buf_alloc)
-		return 0;
-	return ch->peer_buf_alloc - in_flight;
-}
-
-static u32 vmc_rx_free(const struct vmc_channel *ch)
-{
-	return VMC_RX_RING_SIZE - (ch->rx_cnt - ch->fwd_cnt);
-}
-
-/* Copies a DATA payload into the channel's ring; caller holds ch->lock. */
-static void vmc_rx_data(struct vmc_channel *ch, const u8 *data, u32 len)
-{
-	u32 pos = ch->rx_cnt % VMC_RX_RING_SIZE;
-	u32 first = min(len, VMC_RX_RING_SIZE - pos);
-
-	if (len > vmc_rx_free(ch)) {
-		dev_warn_ratelimited(&ch->vmc->vdev->dev,
-				     "channel %s: device sent %u bytes beyond its credit: dropped\n",
-				     ch->name, len);
-		return;
-	}
-	memcpy(ch->ring + pos, data, first);
-	memcpy(ch->ring, data + first, len - first);
-	ch->rx_cnt += len;
-	ch->rx_bytes += len;
-}
-
-static void vmc_rx_eof(struct vmc_channel *ch)
-{
-	/* A mark at the position of the previous one adds nothing. */
-	if (ch->n_eof && ch->eof[ch->n_eof - 1] == ch->rx_cnt)
-		return;
-	if (ch->n_eof == VMC_MAX_EOF_MARKS) {
-		dev_warn_ratelimited(&ch->vmc->vdev->dev,
-				     "channel %s: too many host sessions unread; merging\n",
-				     ch->name);
-		return;
-	}
-	ch->eof[ch->n_eof++] = ch->rx_cnt;
-}
-
-/* Applies one validated message to its channel. */
-static void vmc_rx_message(struct vmc_channel *ch, const struct vmchannel_hdr *hdr,
-			   const u8 *payload, u32 len)
-{
-	u16 type = le16_to_cpu(hdr->type);
-	bool was_connected, connected;
-	unsigned long flags;
-
-	spin_lock_irqsave(&ch->lock, flags);
-	was_connected = ch->host_connected;
-	if (type == VMCHANNEL_MSG_OPEN && ch->session && !ch->acked)
-		ch->acked = true;
-	/* Anything before the device's OPEN belongs to an earlier session. */
-	if (!ch->session || !ch->acked || ch->removed)
-		goto out_unlock;
-
-	ch->peer_buf_alloc = le32_to_cpu(hdr->buf_alloc);
-	ch->peer_fwd_cnt = le32_to_cpu(hdr->fwd_cnt);
-	switch (type) {
-	case VMCHANNEL_MSG_DATA:
-		vmc_rx_data(ch, payload, len);
-		break;
-	case VMCHANNEL_MSG_HOST_CONNECT:
-		if (!ch->host_connected)
-			ch->connections++;
-		ch->host_connected = true;
-		break;
-	case VMCHANNEL_MSG_HOST_DISCONNECT:
-		ch->host_connected = false;
-		vmc_rx_eof(ch);
-		break;
-	default:
-		break;
-	}
-out_unlock:
-	connected = ch->host_connected;
-	spin_unlock_irqrestore(&ch->lock, flags);
-	wake_up_interruptible_all(&ch->wait);
-	kill_fasync(&ch->fasync, SIGIO, POLL_IN);
-	if (connected != was_connected)
-		vmc_channel_state_changed(ch, connected);
+	if (!vmc_dev_step(vmc, ev))
+		dev_warn_ratelimited(&vmc->vdev->dev, "rx: unexpected %s from the device: dropped\n",
+				     type == VMCHANNEL_MSG_RESET ? "RESET" : "SUSPEND");
 }
 
 /* Validates a used rx buffer; every field comes from the untrusted device. */
-static void vmc_rx_buffer(struct vmc_dev *vmc, const u8 *buf, unsigned int used)
+static void vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
+			  const u8 *buf, unsigned int used)
 {
 	const struct vmchannel_hdr *hdr = (const void *)buf;
 	struct device *dev = &vmc->vdev->dev;
 	struct vmc_channel *ch;
-	bool is_data;
-	u32 len;
+	unsigned int actions;
+	bool is_data, is_dev;
+	u32 len, id;
 	u16 type;
 
 	if (used < sizeof(*hdr) || used > VMC_RX_BUF_SIZE) {
@@ -161,55 +104,76 @@ static void vmc_rx_buffer(struct vmc_dev *vmc, const u8 *buf, unsigned int used)
 	}
 	len = le32_to_cpu(hdr->len);
 	type = le16_to_cpu(hdr->type);
+	id = le32_to_cpu(hdr->channel_id);
 	if (len != used - sizeof(*hdr) || len > VMCHANNEL_MAX_PAYLOAD) {
 		dev_warn_ratelimited(dev, "rx: payload length %u, used %u\n", len, used);
 		return;
 	}
 	/* Only DATA has a payload, and it is never empty. */
 	is_data = type == VMCHANNEL_MSG_DATA;
-	if (type < VMCHANNEL_MSG_DATA || type > VMCHANNEL_MSG_HOST_DISCONNECT ||
-	    type == VMCHANNEL_MSG_CLOSE || is_data != !!len) {
-		dev_warn_ratelimited(dev, "rx: bad message type %u (length %u)\n", type, len);
+	/* Device-level messages, and only they, carry channel 0. */
+	is_dev = type == VMCHANNEL_MSG_RESET || type == VMCHANNEL_MSG_SUSPEND;
+	if (type < VMCHANNEL_MSG_DATA || type > VMCHANNEL_MSG_SUSPEND ||
+	    type == VMCHANNEL_MSG_CLOSE || is_data != !!len ||
+	    is_dev != !id) {
+		dev_warn_ratelimited(dev, "rx: bad message type %u (channel %u, length %u)\n",
+				     type, id, len);
 		return;
 	}
-	ch = vmc_channel_get_by_id(vmc, le32_to_cpu(hdr->channel_id));
+	if (is_dev) {
+		vmc_rx_device(vmc, type);
+		return;
+	}
+	/* Until the device acknowledges our RESET, rxq holds an earlier driver's. */
+	if (state == VMC_DEV_RESETTING)
+		return;
+	ch = vmc_channel_get_by_id(vmc, id);
 	if (!ch) {
 		/* Also seen, rarely, for a channel removed with messages in flight. */
-		dev_warn_ratelimited(dev, "rx: message for unknown channel %u: dropped\n",
-				     le32_to_cpu(hdr->channel_id));
+		dev_warn_ratelimited(dev, "rx: message for unknown channel %u: dropped\n", id);
 		return;
 	}
-	vmc_rx_message(ch, hdr, buf + sizeof(*hdr), len);
+	spin_lock_irq(&ch->lock);
+	actions = vmc_chan_step(ch, VMC_CH_EV_RX, hdr, NULL);
+	spin_unlock_irq(&ch->lock);
+	vmc_chan_act(ch, actions, NULL);
 	vmc_channel_put(ch);
 }
 
+/* Drains rxq, VMC_RX_BUDGET messages at a time. */
 void vmc_rx_work(struct work_struct *work)
 {
 	struct vmc_dev *vmc = container_of(work, struct vmc_dev, rx_work);
-	unsigned int used;
+	enum vmc_dev_state state;
+	unsigned int used, n;
 	bool posted = false;
 	void *buf;
 
-	for (;;) {
+	for (n = 0; n < VMC_RX_BUDGET; n++) {
 		spin_lock_irq(&vmc->rx_lock);
-		buf = vmc->broken ? NULL : virtqueue_get_buf(vmc->rx_vq, &used);
+		state = vmc->state;
+		buf = vmc_rx_live(state) ? virtqueue_get_buf(vmc->rx_vq, &used) : NULL;
 		spin_unlock_irq(&vmc->rx_lock);
 		if (!buf)
 			break;
-		vmc_rx_buffer(vmc, buf, used);
+		vmc_rx_buffer(vmc, state, buf, used);
 		spin_lock_irq(&vmc->rx_lock);
-		if (vmc->broken || vmc_rx_add(vmc, buf))
+		if (!vmc_rx_live(vmc->state) || vmc_rx_add(vmc, buf))
 			kfree(buf);
 		else
 			posted = true;
 		spin_unlock_irq(&vmc->rx_lock);
+		cond_resched();
 	}
 	if (posted) {
 		spin_lock_irq(&vmc->rx_lock);
-		if (!vmc->broken)
+		if (vmc_rx_live(vmc->state))
 			virtqueue_kick(vmc->rx_vq);
 		spin_unlock_irq(&vmc->rx_lock);
 	}
+	/* Budget spent: let other work run, then continue. */
+	if (n == VMC_RX_BUDGET)
+		schedule_work(&vmc->rx_work);
 }
 
 void vmc_rx_done(struct virtqueue *vq)
@@ -245,8 +209,8 @@ static void *vmc_tx_buf_get(struct vmc_dev *vmc)
 /* Returns a txq buffer to the pool; caller holds tx_lock. */
 static void vmc_tx_buf_put(struct vmc_dev *vmc, void *buf)
 {
-	/* Once broken, vmc_vqs_drain() has emptied the pool for good. */
-	if (vmc->broken || vmc->tx_pooled >= VMC_TX_POOL) {
+	/* Once gone, vmc_vqs_drain() has emptied the pool for good. */
+	if (vmc->state == VMC_DEV_GONE || vmc->tx_pooled >= VMC_TX_POOL) {
 		kfree(buf);
 		return;
 	}
@@ -267,7 +231,8 @@ static void vmc_tx_reclaim(struct vmc_dev *vmc)
 
 /*
  * txq's interrupt: wanted only while a sender waits for room (see
- * vmc_tx_try_add()), so it turns itself off again.
+ * vmc_tx_room()), so it turns itself off again.  A message a channel owes
+ * is retried at once.
  */
 void vmc_tx_done(struct virtqueue *vq)
 {
@@ -276,9 +241,12 @@ void vmc_tx_done(struct virtqueue *vq)
 
 	spin_lock_irqsave(&vmc->tx_lock, flags);
 	virtqueue_disable_cb(vq);
-	vmc_tx_reclaim(vmc);
+	if (vmc_rx_live(vmc->state))
+		vmc_tx_reclaim(vmc);
 	spin_unlock_irqrestore(&vmc->tx_lock, flags);
-	wake_up_interruptible_all(&vmc->tx_wait);
+	wake_up_all(&vmc->tx_wait);
+	if (delayed_work_pending(&vmc->owed_work))
+		mod_delayed_work(system_wq, &vmc->owed_work, 0);
 }
 
 /*
@@ -300,110 +268,295 @@ static bool vmc_tx_room(struct vmc_dev *vmc)
 	return vmc->tx_vq->num_free;
 }
 
-/* Whether a message could be added to txq now (a broken device says yes). */
+/* Whether a channel message could be added to txq now (a gone device says yes). */
 bool vmc_tx_has_room(struct vmc_dev *vmc)
 {
 	bool room;
 
 	spin_lock_irq(&vmc->tx_lock);
-	room = vmc->broken || vmc_tx_room(vmc);
+	switch (vmc->state) {
+	case VMC_DEV_GONE:
+		room = true;
+		break;
+	case VMC_DEV_RESETTING:
+	case VMC_DEV_RUNNING:
+		room = vmc_tx_room(vmc);
+		break;
+	default:
+		room = false;
+		break;
+	}
 	spin_unlock_irq(&vmc->tx_lock);
 	return room;
 }
 
-/* Adds a message to txq; false when the ring is full. */
-static bool vmc_tx_try_add(struct vmc_dev *vmc, void *msg, size_t size, int *err)
+/**
+ * struct vmc_tx_req - one message on its way to txq
+ * @hdr: the buffer: header, then payload
+ * @len: payload bytes in the buffer (DATA may send fewer)
+ * @queued: the buffer is on txq and belongs to it
+ * @ret: DATA: payload bytes queued; otherwise 0; or a negative errno
+ */
+struct vmc_tx_req {
+	struct vmchannel_hdr *hdr;
+	u32 len;
+	bool queued;
+	int ret;
+};
+
+static const unsigned int vmc_owe_bit[] = {
+	[VMCHANNEL_MSG_OPEN] = VMC_OWE_OPEN,
+	[VMCHANNEL_MSG_CLOSE] = VMC_OWE_CLOSE,
+	[VMCHANNEL_MSG_CREDIT] = VMC_OWE_CREDIT,
+};
+
+/*
+ * Whether a channel message is still to be sent in the channel's state;
+ * caller holds ch->lock.  OPEN, CLOSE and CREDIT go only while owed, so that
+ * the sender and the owed work never send one twice.
+ */
+static bool vmc_tx_wanted(const struct vmc_channel *ch, u16 type)
+{
+	switch (type) {
+	case VMCHANNEL_MSG_DATA:
+		return ch->state == VMC_CH_OPEN;
+	case VMCHANNEL_MSG_OPEN:
+		return ch->state == VMC_CH_OPENING && (ch->owed & VMC_OWE_OPEN);
+	case VMCHANNEL_MSG_CLOSE:
+		return ch->state == VMC_CH_CLOSED && (ch->owed & VMC_OWE_CLOSE);
+	case VMCHANNEL_MSG_CREDIT:
+		return ch->state == VMC_CH_OPEN && (ch->owed & VMC_OWE_CREDIT);
+	}
+	return false;
+}
+
+/* Adds req to txq and kicks; caller holds tx_lock and has checked for room. */
+static void vmc_tx_add(struct vmc_dev *vmc, struct vmc_tx_req *req)
 {
 	struct scatterlist sg;
-	bool added = false;
+	int err;
 
-	sg_init_one(&sg, msg, size);
-	spin_lock_irq(&vmc->tx_lock);
-	if (vmc->broken)
-		*err = -ENODEV;
-	else if (vmc_tx_room(vmc))
-		added = !virtqueue_add_outbuf(vmc->tx_vq, &sg, 1, msg, GFP_ATOMIC);
-	if (added) {
-		virtqueue_kick(vmc->tx_vq);
-		*err = 0;
+	sg_init_one(&sg, req->hdr, sizeof(*req->hdr) + req->len);
+	err = virtqueue_add_outbuf(vmc->tx_vq, &sg, 1, req->hdr, GFP_ATOMIC);
+	if (err) {
+		req->ret = err;
+		return;
 	}
+	virtqueue_kick(vmc->tx_vq);
+	req->queued = true;
+}
+
+/*
+ * Puts a channel message on txq if the states allow it and there is room.
+ * The fields the device must see current (session, receive credit, ends of
+ * stream consumed) and the DATA credit are taken under ch->lock together
+ * with the add, so that txq carries them in the order they changed.
+ *
+ * Return: false to wait for room or for the device to run; true when done
+ * (@req->queued, or @req->ret says why not).
+ */
+static bool vmc_tx_try_chan(struct vmc_channel *ch, struct vmc_tx_req *req)
+{
+	struct vmchannel_hdr *hdr = req->hdr;
+	u16 type = le16_to_cpu(hdr->type);
+	struct vmc_dev *vmc = ch->vmc;
+	bool done = true;
+
+	spin_lock_irq(&ch->lock);
+	spin_lock(&vmc->tx_lock);
+	if (vmc->state == VMC_DEV_GONE || ch->state == VMC_CH_REMOVED) {
+		req->ret = -ENODEV;
+		goto out_unlock;
+	}
+	if (!vmc_tx_wanted(ch, type))
+		goto out_unlock;
+	if (type == VMCHANNEL_MSG_DATA) {
+		/* The device may have taken credit back since the caller looked. */
+		req->len = min(req->len, vmc_tx_credit(ch));
+		if (!req->len)
+			goto out_unlock;
+	}
+	if ((vmc->state != VMC_DEV_RESETTING && vmc->state != VMC_DEV_RUNNING) ||
+	    !vmc_tx_room(vmc)) {
+		done = false;
+		goto out_unlock;
+	}
+	hdr->len = cpu_to_le32(req->len);
+	hdr->session = cpu_to_le32(ch->session);
+	hdr->buf_alloc = cpu_to_le32(ch->ring ? VMC_RX_RING_SIZE : 0);
+	hdr->fwd_cnt = cpu_to_le32(ch->fwd_cnt);
+	hdr->eof_cnt = cpu_to_le32(ch->eof_cnt);
+	vmc_tx_add(vmc, req);
+	if (!req->queued)
+		goto out_unlock;
+	/* Every message of the session carries the credit: none is owed now. */
+	ch->fwd_reported = ch->fwd_cnt;
+	ch->owed &= ~(vmc_owe_bit[type] | VMC_OWE_CREDIT);
+	if (type == VMCHANNEL_MSG_DATA) {
+		ch->tx_cnt += req->len;
+		ch->tx_bytes += req->len;
+		req->ret = req->len;
+	}
+out_unlock:
+	spin_unlock(&vmc->tx_lock);
+	spin_unlock_irq(&ch->lock);
+	return done;
+}
+
+/* Puts a device-level message on txq; any state but GONE (see main.c). */
+static bool vmc_tx_try_dev(struct vmc_dev *vmc, struct vmc_tx_req *req)
+{
+	bool done = true;
+
+	spin_lock_irq(&vmc->tx_lock);
+	if (vmc->state == VMC_DEV_GONE)
+		req->ret = -ENODEV;
+	else if (vmc_tx_room(vmc))
+		vmc_tx_add(vmc, req);
+	else
+		done = false;
 	spin_unlock_irq(&vmc->tx_lock);
-	return added || *err;
+	return done;
+}
+
+static bool vmc_tx_try(struct vmc_dev *vmc, struct vmc_channel *ch,
+		       struct vmc_tx_req *req)
+{
+	return ch ? vmc_tx_try_chan(ch, req) : vmc_tx_try_dev(vmc, req);
+}
+
+/* Waits as @wait says for vmc_tx_try(); the wakers use wake_up_all(). */
+static int vmc_tx_wait(struct vmc_dev *vmc, struct vmc_channel *ch,
+		       struct vmc_tx_req *req, enum vmc_send_wait wait)
+{
+	switch (wait) {
+	case VMC_SEND_NONBLOCK:
+		if (!vmc_tx_try(vmc, ch, req))
+			return -EAGAIN;
+		break;
+	case VMC_SEND_INTERRUPTIBLE:
+		if (wait_event_interruptible(vmc->tx_wait, vmc_tx_try(vmc, ch, req)))
+			return -ERESTARTSYS;
+		break;
+	case VMC_SEND_RELIABLE:
+		/* The device drains txq continuously; only a dead one stalls it. */
+		if (!wait_event_timeout(vmc->tx_wait, vmc_tx_try(vmc, ch, req),
+					VMC_TX_TIMEOUT))
+			return -ETIMEDOUT;
+		break;
+	}
+	return req->ret;
+}
+
+static int vmc_tx_send(struct vmc_dev *vmc, struct vmc_channel *ch, u16 type,
+		       const char __user *data, u32 len, enum vmc_send_wait wait)
+{
+	struct vmc_tx_req req = { .len = len };
+	int ret;
+
+	if (WARN_ON_ONCE(len > VMC_TX_BUF_SIZE - sizeof(*req.hdr)))
+		return -EINVAL;
+	req.hdr = vmc_tx_buf_get(vmc);
+	if (!req.hdr)
+		return -ENOMEM;
+	if (len && copy_from_user(req.hdr + 1, data, len)) {
+		ret = -EFAULT;
+		goto out_put;
+	}
+	memset(req.hdr, 0, sizeof(*req.hdr));
+	req.hdr->channel_id = cpu_to_le32(ch ? ch->id : VMCHANNEL_DEVICE_CHANNEL);
+	req.hdr->type = cpu_to_le16(type);
+	ret = vmc_tx_wait(vmc, ch, &req, wait);
+	if (req.queued)
+		return ret;
+out_put:
+	spin_lock_irq(&vmc->tx_lock);
+	vmc_tx_buf_put(vmc, req.hdr);
+	spin_unlock_irq(&vmc->tx_lock);
+	return ret;
 }
 
 /**
- * vmc_send() - send one message for a channel
+ * vmc_send() - send one message of a channel's session
  * @ch: the channel
- * @type: message type
+ * @type: DATA, or a message the channel owes (OPEN, CLOSE, CREDIT)
  * @data: payload for DATA, NULL otherwise
  * @len: payload length, at most VMC_TX_BUF_SIZE minus the header
  * @wait: how to wait for room on txq
  *
  * The header carries the channel's current receive credit, so every message
- * also serves as a credit update.  For DATA the caller has checked the
- * device's credit and accounts the bytes once this returns 0.
+ * also serves as a credit update.  DATA is limited to the device's credit at
+ * the moment it is queued and accounted then.
  *
- * Return: 0, -EAGAIN, -ENODEV, -ENOMEM, -EFAULT, -ERESTARTSYS or -ETIMEDOUT.
+ * Return: DATA: the payload bytes queued (0: the credit is gone); otherwise 0
+ * (also when the message is no longer owed); or -EAGAIN, -ENODEV, -ENOMEM,
+ * -EFAULT, -ERESTARTSYS, -ETIMEDOUT.
  */
 int vmc_send(struct vmc_channel *ch, enum vmchannel_msg_type type,
 	     const char __user *data, u32 len, enum vmc_send_wait wait)
 {
+	return vmc_tx_send(ch->vmc, ch, type, data, len, wait);
+}
+
+/* Sends a device-level message (RESET, SUSPEND, RESUME); see main.c. */
+int vmc_send_dev(struct vmc_dev *vmc, enum vmchannel_msg_type type)
+{
+	return vmc_tx_send(vmc, NULL, type, NULL, 0, VMC_SEND_RELIABLE);
+}
+
+/*
+ * Sends what a channel owes the device without waiting; what cannot go now
+ * (txq full, no memory) is retried by vmc_owed_work(), at once when txq
+ * has room again, else after VMC_OWED_RETRY.
+ */
+void vmc_send_owed(struct vmc_channel *ch)
+{
+	static const u16 order[] = {
+		VMCHANNEL_MSG_OPEN, VMCHANNEL_MSG_CLOSE, VMCHANNEL_MSG_CREDIT,
+	};
 	struct vmc_dev *vmc = ch->vmc;
-	struct vmchannel_hdr *hdr;
-	u32 fwd_cnt;
-	int err = 0;
-
-	if (WARN_ON_ONCE(len > VMC_TX_BUF_SIZE - sizeof(*hdr)))
-		return -EINVAL;
-	hdr = vmc_tx_buf_get(vmc);
-	if (!hdr)
-		return -ENOMEM;
-	if (len && copy_from_user(hdr + 1, data, len)) {
-		err = -EFAULT;
-		goto err_put;
-	}
-	hdr->channel_id = cpu_to_le32(ch->id);
-	hdr->type = cpu_to_le16(type);
-	hdr->flags = 0;
-	hdr->len = cpu_to_le32(len);
-	hdr->reserved = 0;
+	enum vmc_dev_state state;
+	unsigned int owed, i;
+	int err;
 
 	spin_lock_irq(&ch->lock);
-	hdr->buf_alloc = cpu_to_le32(ch->ring ? VMC_RX_RING_SIZE : 0);
-	fwd_cnt = ch->fwd_cnt;
+	owed = ch->owed;
 	spin_unlock_irq(&ch->lock);
-	hdr->fwd_cnt = cpu_to_le32(fwd_cnt);
-
-	switch (wait) {
-	case VMC_SEND_NONBLOCK:
-		if (!vmc_tx_try_add(vmc, hdr, sizeof(*hdr) + len, &err))
-			err = -EAGAIN;
-		break;
-	case VMC_SEND_INTERRUPTIBLE:
-		if (wait_event_interruptible(vmc->tx_wait,
-					     vmc_tx_try_add(vmc, hdr, sizeof(*hdr) + len, &err)))
-			err = -ERESTARTSYS;
-		break;
-	case VMC_SEND_RELIABLE:
-		/* The device drains txq continuously; only a dead one stalls it. */
-		if (!wait_event_timeout(vmc->tx_wait,
-					vmc_tx_try_add(vmc, hdr, sizeof(*hdr) + len, &err),
-					VMC_TX_TIMEOUT))
-			err = -ETIMEDOUT;
-		break;
+	for (i = 0; i < ARRAY_SIZE(order); i++) {
+		if (!(owed & vmc_owe_bit[order[i]]))
+			continue;
+		err = vmc_send(ch, order[i], NULL, 0, VMC_SEND_NONBLOCK);
+		if (err != -EAGAIN && err != -ENOMEM)
+			continue;
+		/* restore() runs the work again once the device is back. */
+		state = vmc_dev_state(vmc);
+		if (state == VMC_DEV_RESETTING || state == VMC_DEV_RUNNING)
+			schedule_delayed_work(&vmc->owed_work, VMC_OWED_RETRY);
+		return;
 	}
-	if (err)
-		goto err_put;
-	spin_lock_irq(&ch->lock);
-	ch->fwd_reported = fwd_cnt;
-	spin_unlock_irq(&ch->lock);
-	return 0;
+}
 
-err_put:
-	spin_lock_irq(&vmc->tx_lock);
-	vmc_tx_buf_put(vmc, hdr);
-	spin_unlock_irq(&vmc->tx_lock);
-	return err;
+/* Retries the messages channels owe (vmc_channel.owed). */
+void vmc_owed_work(struct work_struct *work)
+{
+	struct vmc_dev *vmc = container_of(to_delayed_work(work), struct vmc_dev,
+					   owed_work);
+	struct vmc_channel *ch;
+	unsigned long id = 0;
+
+	for (;;) {
+		xa_lock(&vmc->channels);
+		ch = xa_find(&vmc->channels, &id, ULONG_MAX, XA_PRESENT);
+		if (ch)
+			kref_get(&ch->kref);
+		xa_unlock(&vmc->channels);
+		if (!ch)
+			break;
+		if (READ_ONCE(ch->owed))
+			vmc_send_owed(ch);
+		vmc_channel_put(ch);
+		id++;
+	}
 }
 
 /* Frees every buffer on the rings and in the tx pool; the device has been reset. */

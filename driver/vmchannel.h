@@ -6,15 +6,18 @@
  * config.c     validation of the channel table read from the device
  * channel.c    channel lifetime: character device nodes, table sync
  * fops.c       the file operations of /dev/vmchannel/<name>
+ * state.c      the channel and device state machines of docs/device-spec.md
  * transport.c  messages on the virtqueues, credit accounting
  * sysfs.c      attributes under /sys/class/vmchannel/<node>/
  *
  * Lock order: vmc_dev.table_lock -> vmc_minor_lock -> vmc_channel.open_lock ->
- * vmc_channel.lock -> vmc_dev.tx_lock / vmc_dev.rx_lock.
+ * vmc_channel.read_lock / vmc_channel.write_lock -> vmc_channel.lock ->
+ * vmc_dev.rx_lock -> vmc_dev.tx_lock.
  */
 #ifndef VMCHANNEL_PRIV_H
 #define VMCHANNEL_PRIV_H
 
+#include <linux/bits.h>
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/kref.h>
@@ -34,14 +37,68 @@
 /* Receive buffers posted on rxq: one message each. */
 #define VMC_RX_BUF_SIZE		(16 * 1024)
 #define VMC_RX_BUFS		64
+/* Messages the rx work handles before it lets others run. */
+#define VMC_RX_BUDGET		64
 /* Largest message the driver sends: header and payload in one buffer. */
 #define VMC_TX_BUF_SIZE		(16 * 1024)
 /* Free txq buffers kept for reuse (see transport.c). */
 #define VMC_TX_POOL		32
-/* How long a message that must be sent waits for room on txq. */
+/* How long a device-level message waits for room on txq. */
 #define VMC_TX_TIMEOUT		(10 * HZ)
-/* End-of-stream marks a channel remembers before the reader consumes them. */
-#define VMC_MAX_EOF_MARKS	4
+/* How long remove and freeze wait for the device's RESET or SUSPEND. */
+#define VMC_ACK_TIMEOUT		(5 * HZ)
+/* Retry interval for owed messages while txq stays full or memory is short. */
+#define VMC_OWED_RETRY		(HZ / 10)
+/* At most two host_connected uevents per channel in this interval. */
+#define VMC_UEVENT_INTERVAL	(HZ / 4)
+
+/*
+ * Device states (docs/device-spec.md, "The driver's channel state machine").
+ * vmc_dev_step() is the only place that changes them.
+ */
+enum vmc_dev_state {
+	VMC_DEV_RESETTING,	/* RESET sent, not acknowledged: rxq is dropped */
+	VMC_DEV_RUNNING,
+	VMC_DEV_SUSPENDING,	/* SUSPEND sent: senders wait */
+	VMC_DEV_SUSPENDED,	/* acknowledged (or timed out): rings are reset */
+	VMC_DEV_GONE,		/* removed: no virtqueue calls any more */
+};
+
+enum vmc_dev_event {
+	VMC_DEV_EV_RESET,	/* the driver sends RESET (probe, remove) */
+	VMC_DEV_EV_RESET_ACK,	/* the device's RESET */
+	VMC_DEV_EV_FREEZE,	/* the driver sends SUSPEND */
+	VMC_DEV_EV_SUSPEND_ACK,	/* the device's SUSPEND, or the wait for it ended */
+	VMC_DEV_EV_RESTORE,	/* rings set up again, RESUME queued */
+	VMC_DEV_EV_REMOVE,	/* the device is about to be reset for good */
+};
+
+/* Channel states; vmc_chan_step() is the only place that changes them. */
+enum vmc_chan_state {
+	VMC_CH_CLOSED,		/* no open file, no receive ring */
+	VMC_CH_OPENING,		/* OPEN(session) sent, not acknowledged */
+	VMC_CH_OPEN,		/* acknowledged: data and credit flow */
+	VMC_CH_REMOVED,		/* left the table or the device went away (final) */
+};
+
+enum vmc_chan_event {
+	VMC_CH_EV_OPEN,		/* first open(): @ring is the new receive ring */
+	VMC_CH_EV_CLOSE,	/* last close(): the ring is handed back */
+	VMC_CH_EV_RX,		/* a validated message of the device for the channel */
+	VMC_CH_EV_READ,		/* a reader consumed bytes (fwd_cnt already moved) */
+	VMC_CH_EV_EOF_READ,	/* a reader consumed an end-of-stream mark */
+	VMC_CH_EV_REMOVE,	/* the channel left the table or the device went away */
+};
+
+/* What the caller of vmc_chan_step() does once it dropped vmc_channel.lock. */
+#define VMC_ACT_WAKE		BIT(0)	/* wake readers, writers, pollers; SIGIO */
+#define VMC_ACT_SEND		BIT(1)	/* send what vmc_channel.owed holds */
+#define VMC_ACT_FREE_RING	BIT(2)	/* free the ring the step handed back */
+
+/* Messages a channel owes the device (vmc_channel.owed). */
+#define VMC_OWE_OPEN		BIT(0)
+#define VMC_OWE_CLOSE		BIT(1)
+#define VMC_OWE_CREDIT		BIT(2)
 
 /**
  * struct vmc_dev - one vmchannel virtio device
@@ -49,11 +106,15 @@
  * @rx_vq: device -> driver messages
  * @tx_vq: driver -> device messages
  * @rx_lock: serialises calls on @rx_vq
- * @tx_lock: serialises calls on @tx_vq and protects @broken
- * @broken: the device is being removed; no virtqueue calls any more
- * @tx_wait: senders waiting for room on @tx_vq
+ * @tx_lock: serialises calls on @tx_vq and protects the tx pool
+ * @state: enum vmc_dev_state
+ * @state_wait: remove and freeze waiting for the device's acknowledgment
+ * @tx_pool: free txq buffers, linked through their first word
+ * @tx_pooled: how many
+ * @tx_wait: senders and pollers waiting for room on @tx_vq or for RUNNING
  * @rx_work: drains @rx_vq
  * @config_work: re-reads the channel table after a configuration change
+ * @owed_work: sends the messages channels owe (vmc_channel.owed)
  * @table_lock: serialises configuration space access and changes of @channels
  * @channels: id -> struct vmc_channel; entries hold a channel reference
  * @removing: set under @table_lock when remove starts; no new channels
@@ -63,14 +124,17 @@ struct vmc_dev {
 	struct virtio_device *vdev;
 	struct virtqueue *rx_vq;
 	struct virtqueue *tx_vq;
-	spinlock_t rx_lock; /* serialises rx_vq */
-	spinlock_t tx_lock; /* serialises tx_vq, protects broken and the tx pool */
-	bool broken;
-	void *tx_pool;		/* free txq buffers, linked through their first word */
-	unsigned int tx_pooled;	/* how many */
+	spinlock_t rx_lock; /* serialises rx_vq; with tx_lock, writes of state */
+	spinlock_t tx_lock; /* serialises tx_vq, the tx pool; with rx_lock, state */
+	/* Written holding rx_lock then tx_lock, read holding either. */
+	enum vmc_dev_state state;
+	wait_queue_head_t state_wait;
+	void *tx_pool;
+	unsigned int tx_pooled;
 	wait_queue_head_t tx_wait;
 	struct work_struct rx_work;
 	struct work_struct config_work;
+	struct delayed_work owed_work;
 	struct mutex table_lock; /* config space and changes of channels */
 	struct xarray channels;
 	bool removing;
@@ -86,19 +150,26 @@ struct vmc_dev {
  * @minor: minor number of the node
  * @node: the class device behind the node; NULL once removed
  * @open_lock: serialises open and release (session start and end)
+ * @files: open files (any access mode); the session lasts while > 0
  * @readers: open files with read access (0 or 1)
  * @writers: open files with write access (0 or 1)
  * @read_lock: serialises readers' copies out of @ring
+ * @write_lock: serialises writers, so that credit is spent once
+ * @uevent_work: sends host_connected uevents, throttled (channel.c)
  * @lock: protects every field below it
- * @removed: the device withdrew the channel or went away
- * @session: an OPEN was sent and no CLOSE yet
- * @acked: the device acknowledged the current session's OPEN
+ * @state: enum vmc_chan_state
+ * @session: number of the current (or last) session, never 0 once opened
+ * @owed: VMC_OWE_* messages still to be sent
+ * @uevent_pending: BIT(0): a flip to disconnected, BIT(1): to connected
+ * @uevent_sent: jiffies of the last uevent
  * @host_connected: a host endpoint is connected (last HOST_* message)
+ * @data_lost: the device discarded bytes we sent; next write() reports it
  * @connections: HOST_CONNECT messages in the session
  * @ring: received bytes, VMC_RX_RING_SIZE, present during a session
  * @rx_cnt: bytes received in the session (mod 2^32); ring write position
  * @fwd_cnt: bytes consumed by readers in the session; ring read position
- * @fwd_reported: @fwd_cnt as last told to the device
+ * @fwd_reported: @fwd_cnt as last put on txq
+ * @eof_cnt: end-of-stream marks consumed by readers in the session
  * @eof: stream positions of end-of-stream marks not yet read, oldest first
  * @n_eof: entries in @eof
  * @rx_bytes: bytes received from the host since the channel appeared
@@ -117,22 +188,29 @@ struct vmc_channel {
 	int minor;
 	struct device *node;
 
-	struct mutex open_lock; /* session start and end */
+	struct mutex open_lock; /* session start and end; files, readers, writers */
+	unsigned int files;
 	unsigned int readers;
 	unsigned int writers;
 	struct mutex read_lock; /* one copy out of the ring at a time */
+	struct mutex write_lock; /* one writer spends the credit at a time */
+	struct delayed_work uevent_work;
 
 	spinlock_t lock; /* everything below */
-	bool removed;
-	bool session;
-	bool acked;
+	enum vmc_chan_state state;
+	u32 session;
+	unsigned int owed;
+	unsigned int uevent_pending;
+	unsigned long uevent_sent;
 	bool host_connected;
+	bool data_lost;
 	u32 connections;
 	u8 *ring;
 	u32 rx_cnt;
 	u32 fwd_cnt;
 	u32 fwd_reported;
-	u32 eof[VMC_MAX_EOF_MARKS];
+	u32 eof_cnt;
+	u32 eof[VMCHANNEL_EOF_WINDOW];
 	unsigned int n_eof;
 	u64 rx_bytes;
 	u64 tx_bytes;
@@ -154,7 +232,7 @@ void vmc_channels_remove_all(struct vmc_dev *vmc);
 struct vmc_channel *vmc_channel_get_by_minor(unsigned int minor);
 struct vmc_channel *vmc_channel_get_by_id(struct vmc_dev *vmc, u32 id);
 void vmc_channel_put(struct vmc_channel *ch);
-void vmc_channel_state_changed(struct vmc_channel *ch, bool connected);
+void vmc_uevent_work(struct work_struct *work);
 
 /* sysfs.c */
 extern const struct attribute_group *vmc_channel_groups[];
@@ -162,22 +240,33 @@ extern const struct attribute_group *vmc_channel_groups[];
 /* fops.c */
 extern const struct file_operations vmc_fops;
 
+/* state.c */
+unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
+			   const struct vmchannel_hdr *msg, u8 **ring);
+void vmc_chan_act(struct vmc_channel *ch, unsigned int actions, u8 *ring);
+bool vmc_dev_step(struct vmc_dev *vmc, enum vmc_dev_event ev);
+u32 vmc_tx_credit(const struct vmc_channel *ch);
+u32 vmc_readable(const struct vmc_channel *ch);
+
 /* transport.c */
 int vmc_rx_fill(struct vmc_dev *vmc);
 void vmc_rx_work(struct work_struct *work);
 void vmc_rx_done(struct virtqueue *vq);
 void vmc_tx_done(struct virtqueue *vq);
 void vmc_vqs_drain(struct vmc_dev *vmc);
+void vmc_owed_work(struct work_struct *work);
+void vmc_send_owed(struct vmc_channel *ch);
 /* How vmc_send() waits for room on txq. */
 enum vmc_send_wait {
 	VMC_SEND_NONBLOCK,	/* -EAGAIN when full */
 	VMC_SEND_INTERRUPTIBLE,	/* a signal interrupts the wait */
-	VMC_SEND_RELIABLE,	/* must reach the device: ignores signals, bounded */
+	VMC_SEND_RELIABLE,	/* device-level: ignores signals, bounded */
 };
 
 int vmc_send(struct vmc_channel *ch, enum vmchannel_msg_type type,
 	     const char __user *data, u32 len, enum vmc_send_wait wait);
-u32 vmc_tx_credit(const struct vmc_channel *ch);
+int vmc_send_dev(struct vmc_dev *vmc, enum vmchannel_msg_type type);
 bool vmc_tx_has_room(struct vmc_dev *vmc);
+enum vmc_dev_state vmc_dev_state(struct vmc_dev *vmc);
 
 #endif /* VMCHANNEL_PRIV_H */
