@@ -80,29 +80,35 @@ void loop_unwatch(struct watch *w)
 	w->fd = -1;
 }
 
-int loop_run(void)
+int loop_dispatch(int timeout_ms)
 {
 	struct epoll_event evs[MAX_EVENTS];
 	int i, n;
 
-	stopping = false;
-	while (!stopping) {
-		free_deferred();
-		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("epoll_wait: %s", strerror(errno));
-			return -1;
-		}
-		for (i = 0; i < n && !stopping; i++) {
-			struct watch *w = evs[i].data.ptr;
-
-			/* An earlier callback of this batch may have unwatched it. */
-			if (w->fd >= 0)
-				w->fn(w->opaque, evs[i].events);
-		}
+	free_deferred();
+	n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
+	if (n < 0) {
+		if (errno == EINTR)
+			return 0;
+		log_error("epoll_wait: %s", strerror(errno));
+		return -1;
 	}
+	for (i = 0; i < n && !stopping; i++) {
+		struct watch *w = evs[i].data.ptr;
+
+		/* An earlier callback of this batch may have unwatched it. */
+		if (w->fd >= 0)
+			w->fn(w->opaque, evs[i].events);
+	}
+	return n;
+}
+
+int loop_run(void)
+{
+	stopping = false;
+	while (!stopping)
+		if (loop_dispatch(-1) < 0)
+			return -1;
 	return 0;
 }
 

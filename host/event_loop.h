@@ -31,6 +31,12 @@ void loop_unwatch(struct watch *w);
  * holding a watch may go away while the current batch still names it.
  */
 void loop_defer_free(void *ptr);
+/*
+ * Waits up to @timeout_ms (-1: for ever) and runs the callbacks of one batch
+ * of events; returns how many there were, or -1 on an epoll failure.  The
+ * unit tests step the loop with it.
+ */
+int loop_dispatch(int timeout_ms);
 /* Runs until loop_stop(); returns 0, or -1 on an epoll failure. */
 int loop_run(void);
 void loop_stop(void);

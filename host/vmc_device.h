@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The vmchannel device model (docs/device-spec.md): the configuration window
- * over the channel table, the messages on rxq and txq, per-channel credit and
- * sessions, and the bridge from each channel to its host endpoint.
+ * The vmchannel device model (docs/device-spec.md): the channel table, the
+ * device-level messages (RESET, SUSPEND, RESUME) and the dispatch of txq
+ * messages to channels.  Each channel's lifecycle and its bridge to a host
+ * endpoint are in vmc_chan.c; the configuration window in vmc_config.c.
  */
 #ifndef VMC_DEVICE_H
 #define VMC_DEVICE_H
@@ -11,27 +12,43 @@
 #include <stdint.h>
 #include <linux/vmchannel.h>
 
+#include "chan_state.h"
 #include "event_loop.h"
 #include "fault_injection.h"
 #include "vu_dev.h"
 
 /* Bytes the device holds per channel from the guest (its buf_alloc). */
 #define VMC_G2H_BUF_SIZE (256 * 1024)
+/* How long a removed channel's host program has to take its last bytes. */
+#define VMC_REMOVED_DRAIN_SECONDS 30
 
 struct vmc_device;
+
+/* Messages a channel owes the driver, sent in this order as buffers allow. */
+enum vmc_owed {
+	VMC_OWE_OPEN		= 1u << 0,
+	VMC_OWE_FAULTS		= 1u << 1,	/* --fault messages */
+	VMC_OWE_CONNECT		= 1u << 2,
+	VMC_OWE_DISCONNECT	= 1u << 3,
+	VMC_OWE_CREDIT		= 1u << 4,
+};
 
 struct vmc_chan {
 	struct vmc_device *dev;
 	uint32_t id;
 	char name[VMCHANNEL_NAME_SIZE];
 	char path[108];			/* where we listen, or connect to */
-	bool connects;			/* connect to @path when the guest opens */
+	bool connects;			/* connect to @path while a session waits */
+	enum chan_state state;
+	bool removed;			/* left the table: freed once nothing is left to deliver */
+	struct vmc_chan *next_removed;	/* in vmc_device.removed */
 
 	/* Host endpoint. */
-	int listen_fd;			/* -1 when @connects */
-	int retry_fd;			/* timerfd: connect again, -1 until needed */
-	struct watch retry_watch;
+	int listen_fd;			/* -1 when @connects or removed */
 	struct watch listen_watch;
+	int timer_fd;			/* connect retries, or a removed channel's deadline */
+	struct watch timer_watch;
+	bool retrying;			/* @timer_fd ticks every second for connect retries */
 	int client_fd;			/* -1: no host program connected */
 	struct watch client_watch;
 	int client_out_fd;		/* where guest bytes go if not client_fd (stdout), or -1 */
@@ -39,17 +56,15 @@ struct vmc_chan {
 	bool client_rd_eof;		/* the host program sends no more */
 	bool client_wr_closed;		/* the host program takes no more */
 	bool client_hup;		/* peer fully gone; read without epoll */
-	bool client_saw_close;		/* a guest session ended on this client */
 
 	/* Guest session. */
-	bool guest_open;
-	bool send_open_ack;		/* messages owed to the guest, in order */
+	uint32_t session;		/* the driver's number, 0 while none */
+	unsigned int owed;		/* enum vmc_owed bits */
 	unsigned int send_faults;	/* --fault messages still to send */
-	bool send_connect;
-	bool connect_sent;
-	bool send_disconnect;
-	bool send_credit;
-	bool shutdown_pending;		/* guest closed: end the client's stream */
+	bool connect_sent;		/* host bytes may flow: HOST_CONNECT went out */
+	bool data_lost;			/* F_DATA_LOST for the next HOST_DISCONNECT or CREDIT */
+	uint32_t disconnects_sent;	/* HOST_DISCONNECTs of the session */
+	uint32_t peer_eof_cnt;		/* ... the driver has consumed */
 
 	/* Guest -> host: a ring of guest bytes not yet written to the client. */
 	uint8_t *buf;
@@ -68,6 +83,12 @@ struct vmc_device {
 	const char *dir;		/* where endpoints go */
 	struct vmc_chan **chans;	/* VMCHANNEL_MAX_CHANNELS slots, in table order */
 	unsigned int nchans;
+	struct vmc_chan *removed;	/* channels out of the table, still draining */
+	unsigned int rx_first;		/* table index served first on the next rxq kick */
+	bool rx_starved;		/* rxq ran out of buffers: wait for a kick */
+	bool rx_suspended;		/* SUSPEND acknowledged: rxq unused until RESUME */
+	bool owe_reset;			/* device-level replies owed, sent before all else */
+	bool owe_suspend;
 	uint32_t generation;
 	uint16_t select;
 	uint32_t next_id;
@@ -83,7 +104,8 @@ void vmc_device_fini(struct vmc_device *dev);
 /*
  * Adds a channel at run time from a spec, "NAME" or "NAME=connect:PATH"
  * (endpoint_spec_parse()), or removes one by name; the guest gets a
- * configuration-change interrupt.
+ * configuration-change interrupt.  A removed channel's host program still
+ * gets the bytes the device holds for it, then end of stream.
  */
 int vmc_device_add_channel(struct vmc_device *dev, const char *spec);
 int vmc_device_remove_channel(struct vmc_device *dev, const char *name);

@@ -51,7 +51,7 @@ static void vu_reset_rings(struct vu_dev *dev)
 
 	for (i = 0; i < VU_DEV_MAX_QUEUES; i++)
 		vu_stop_queue(dev, i);
-	dev->ops->rings_stopped(dev->opaque);
+	dev->ops->device_reset(dev->opaque);
 }
 
 void vu_dev_detach(struct vu_dev *dev)
@@ -132,7 +132,8 @@ static bool vu_start_queue(struct vu_dev *dev, unsigned int index)
 	if (loop_watch(&dev->kicks[index].watch, vq->kick_fd, EPOLLIN, vu_kick_ready,
 		       &dev->kicks[index]) < 0)
 		return false;
-	dev->ops->queue_kicked(dev->opaque, index);
+	if (vq_ready(vq))
+		dev->ops->rings_started(dev->opaque);
 	return true;
 }
 
@@ -288,8 +289,8 @@ static bool vu_dispatch(struct vu_dev *dev, struct vu_msg *msg, bool *replied)
 		if (msg->size != sizeof(*state) || !(vq = vu_queue_arg(dev, state->index)))
 			return false;
 		vq->enabled = state->num != 0;
-		if (vq->enabled)
-			dev->ops->queue_kicked(dev->opaque, state->index);
+		if (vq_ready(vq))
+			dev->ops->rings_started(dev->opaque);
 		return true;
 	case VU_SET_BACKEND_REQ_FD:
 		if (msg->nfds != 1)

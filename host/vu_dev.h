@@ -32,10 +32,16 @@ struct vu_device_ops {
 	/* Copies @size bytes of configuration space from @offset; false if out of range. */
 	bool (*get_config)(void *opaque, uint32_t offset, uint8_t *buf, uint32_t size);
 	bool (*set_config)(void *opaque, uint32_t offset, const uint8_t *buf, uint32_t size);
-	/* The guest kicked queue @index (or it was just started). */
+	/* The guest kicked queue @index. */
 	void (*queue_kicked)(void *opaque, unsigned int index);
-	/* The rings stopped: device reset or the frontend went away. */
+	/*
+	 * A ring stopped (GET_VRING_BASE: QEMU does so on every VM stop) or
+	 * runs again (started or enabled): a pause, not the driver's end.
+	 */
 	void (*rings_stopped)(void *opaque);
+	void (*rings_started)(void *opaque);
+	/* The frontend went away or reset the device (RESET_OWNER): the driver is gone. */
+	void (*device_reset)(void *opaque);
 };
 
 struct vu_dev {

@@ -37,6 +37,8 @@ int main(void)
 	register_uapi_tests();
 	register_config_tests();
 	register_host_tests();
+	register_chan_state_tests();
+	register_device_tests();
 	register_config_file_tests();
 
 	CU_basic_set_mode(CU_BRM_VERBOSE);

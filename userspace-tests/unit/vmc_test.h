@@ -25,6 +25,8 @@ void vmc_add_test(CU_pSuite suite, const char *name, CU_TestFunc fn);
 void register_uapi_tests(void);
 void register_config_tests(void);
 void register_host_tests(void);
+void register_chan_state_tests(void);
+void register_device_tests(void);
 void register_config_file_tests(void);
 
 #endif /* VMC_TEST_H */

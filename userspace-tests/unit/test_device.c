@@ -1,0 +1,646 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmchanneld's device model driven as a guest driver would drive it: rxq and
+ * txq as split rings in fake guest memory, host programs as real Unix
+ * sockets, the event loop stepped by hand.  Each test is one lifecycle path
+ * of docs/device-spec.md that an earlier vmchanneld got wrong.
+ */
+#define _GNU_SOURCE
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/virtio_ring.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "event_loop.h"
+#include "vmc_device.h"
+#include "vmc_test.h"
+
+#define RAM_SIZE (8u << 20)
+#define RXQ_SIZE 64u
+#define TXQ_SIZE 16u
+#define RX_RING_GPA 0x0000u		/* desc, avail at +0x1000, used at +0x2000 */
+#define TX_RING_GPA 0x4000u
+#define RX_BUF_GPA 0x100000u
+#define RX_BUF_SIZE (32u + 4096u)
+#define RX_BUF_STRIDE 0x2000u
+#define TX_BUF_GPA 0x300000u
+#define TX_BUF_STRIDE 0x11000u		/* a header and the largest payload */
+#define HDR_SIZE sizeof(struct vmchannel_hdr)
+
+/* One fake guest: its memory, its rings' indices, the device it drives. */
+static struct {
+	struct vmc_device *dev;
+	char dir[32];
+	uint8_t *ram;
+	uint16_t rx_posted, rx_seen, tx_posted;
+} g;
+
+static void *gpa(uint64_t addr)
+{
+	return g.ram + addr;
+}
+
+static void ring_setup(unsigned int index, uint64_t ring_gpa, unsigned int num)
+{
+	struct vq *vq = &g.dev->vu.vqs[index];
+
+	vq->num = num;
+	vq->desc_uaddr = ring_gpa;
+	vq->avail_uaddr = ring_gpa + 0x1000;
+	vq->used_uaddr = ring_gpa + 0x2000;
+	VMC_ASSERT_FATAL(vq_map(vq, &g.dev->vu.mem));
+	vq->started = vq->enabled = true;
+}
+
+/* A device with channels @names, rings running, nothing posted yet. */
+static void guest_start(char **names, unsigned int n)
+{
+	struct guest_region_desc d = { .gpa = 0, .size = RAM_SIZE, .uaddr = 0 };
+	int fd = memfd_create("unit-guest", MFD_CLOEXEC);
+
+	memset(&g, 0, sizeof(g));
+	snprintf(g.dir, sizeof(g.dir), "/tmp/vmc-unit.XXXXXX");
+	g.dev = calloc(1, sizeof(*g.dev));
+	VMC_ASSERT_FATAL(g.dev && mkdtemp(g.dir));
+	VMC_ASSERT_FATAL(loop_init() == 0);
+	VMC_ASSERT_FATAL(vmc_device_init(g.dev, g.dir, names, n) == 0);
+	VMC_ASSERT_FATAL(fd >= 0 && ftruncate(fd, RAM_SIZE) == 0);
+	VMC_ASSERT_FATAL(guest_mem_set(&g.dev->vu.mem, &d, &fd, 1) == 0);
+	g.ram = g.dev->vu.mem.regions[0].hva;
+	ring_setup(VMCHANNEL_VQ_RX, RX_RING_GPA, RXQ_SIZE);
+	ring_setup(VMCHANNEL_VQ_TX, TX_RING_GPA, TXQ_SIZE);
+}
+
+static void guest_stop(void)
+{
+	char path[64];
+	unsigned int i;
+
+	vmc_device_fini(g.dev);
+	loop_fini();
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%c.sock", g.dir, 'a' + i);
+		unlink(path);
+	}
+	rmdir(g.dir);
+	free(g.dev);
+}
+
+static void set_desc(uint64_t ring_gpa, unsigned int i, uint64_t addr, uint32_t len,
+		     uint16_t flags)
+{
+	struct vring_desc *desc = (struct vring_desc *)gpa(ring_gpa) + i;
+
+	desc->addr = htole64(addr);
+	desc->len = htole32(len);
+	desc->flags = htole16(flags);
+	desc->next = 0;
+}
+
+static void publish(uint64_t ring_gpa, unsigned int num, uint16_t *posted, uint16_t head)
+{
+	struct vring_avail *avail = gpa(ring_gpa + 0x1000);
+
+	avail->ring[*posted % num] = htole16(head);
+	++*posted;
+	__atomic_store_n(&avail->idx, htole16(*posted), __ATOMIC_RELEASE);
+}
+
+/* Posts @n receive buffers and kicks rxq. */
+static void guest_post_rx(unsigned int n)
+{
+	while (n--) {
+		unsigned int slot = g.rx_posted % RXQ_SIZE;
+
+		set_desc(RX_RING_GPA, slot, RX_BUF_GPA + slot * RX_BUF_STRIDE, RX_BUF_SIZE,
+			 VRING_DESC_F_WRITE);
+		publish(RX_RING_GPA, RXQ_SIZE, &g.rx_posted, (uint16_t)slot);
+	}
+	vmc_device_ops.queue_kicked(g.dev, VMCHANNEL_VQ_RX);
+}
+
+struct msg {
+	uint32_t channel_id, session, buf_alloc, fwd_cnt, eof_cnt;
+	uint16_t type, flags;
+	const void *data;
+	uint32_t len;
+};
+
+/* Sends one message on txq and kicks it; the device completes it at once. */
+static void guest_send(const struct msg *m)
+{
+	unsigned int slot = g.tx_posted % TXQ_SIZE;
+	uint64_t addr = TX_BUF_GPA + slot * TX_BUF_STRIDE;
+	struct vmchannel_hdr hdr = {
+		.channel_id = htole32(m->channel_id),
+		.type = htole16(m->type),
+		.len = htole32(m->len),
+		.session = htole32(m->session),
+		.buf_alloc = htole32(m->buf_alloc),
+		.fwd_cnt = htole32(m->fwd_cnt),
+		.eof_cnt = htole32(m->eof_cnt),
+	};
+
+	memcpy(gpa(addr), &hdr, sizeof(hdr));
+	if (m->len)
+		memcpy(gpa(addr + HDR_SIZE), m->data, m->len);
+	set_desc(TX_RING_GPA, slot, addr, (uint32_t)HDR_SIZE + m->len, 0);
+	publish(TX_RING_GPA, TXQ_SIZE, &g.tx_posted, (uint16_t)slot);
+	vmc_device_ops.queue_kicked(g.dev, VMCHANNEL_VQ_TX);
+}
+
+static void guest_ctrl(uint32_t id, uint16_t type, uint32_t session)
+{
+	struct msg m = { .channel_id = id, .type = type, .session = session,
+			 .buf_alloc = 1 << 20 };
+
+	guest_send(&m);
+}
+
+static void guest_data(uint32_t id, uint32_t session, const void *data, uint32_t len)
+{
+	struct msg m = { .channel_id = id, .type = VMCHANNEL_MSG_DATA, .session = session,
+			 .buf_alloc = 1 << 20, .data = data, .len = len };
+
+	guest_send(&m);
+}
+
+/* Takes the next message the device put on rxq; false if there is none. */
+static bool guest_recv(struct vmchannel_hdr *hdr, void *payload, size_t size)
+{
+	struct vring_used *used = gpa(RX_RING_GPA + 0x2000);
+	struct vring_used_elem *e;
+	uint32_t len;
+
+	if (le16toh(__atomic_load_n(&used->idx, __ATOMIC_ACQUIRE)) == g.rx_seen)
+		return false;
+	e = &used->ring[g.rx_seen++ % RXQ_SIZE];
+	len = le32toh(e->len);
+	VMC_ASSERT_FATAL(len >= HDR_SIZE && len <= RX_BUF_SIZE);
+	memcpy(hdr, gpa(RX_BUF_GPA + le32toh(e->id) * RX_BUF_STRIDE), HDR_SIZE);
+	CU_ASSERT_EQUAL(le32toh(hdr->len), len - HDR_SIZE);
+	if (payload)
+		memcpy(payload, gpa(RX_BUF_GPA + le32toh(e->id) * RX_BUF_STRIDE + HDR_SIZE),
+		       len - HDR_SIZE < size ? len - HDR_SIZE : size);
+	return true;
+}
+
+/* The next message must be @type of @session; returns its header. */
+static struct vmchannel_hdr expect(uint16_t type, uint32_t session)
+{
+	struct vmchannel_hdr hdr = { 0 };
+	bool got = guest_recv(&hdr, NULL, 0);
+
+	CU_ASSERT_TRUE(got);
+	CU_ASSERT_EQUAL(le16toh(hdr.type), type);
+	CU_ASSERT_EQUAL(le32toh(hdr.session), session);
+	if (!got || le16toh(hdr.type) != type || le32toh(hdr.session) != session)
+		fprintf(stderr, "\nexpected type %u session %u, got %s type %u session %u\n",
+			type, session, got ? "" : "nothing:", le16toh(hdr.type),
+			le32toh(hdr.session));
+	return hdr;
+}
+
+static void expect_nothing(void)
+{
+	struct vmchannel_hdr hdr;
+	bool got = guest_recv(&hdr, NULL, 0);
+
+	CU_ASSERT_FALSE(got);
+	if (got)
+		fprintf(stderr, "\nunexpected message type %u session %u\n",
+			le16toh(hdr.type), le32toh(hdr.session));
+}
+
+/* Forgets every message the device has sent so far. */
+static void drain_rx(void)
+{
+	struct vmchannel_hdr hdr;
+
+	while (guest_recv(&hdr, NULL, 0))
+		;
+}
+
+/* Runs the event loop until it has nothing more to do. */
+static void settle(void)
+{
+	int rounds = 0;
+
+	while (loop_dispatch(rounds < 2 ? 20 : 0) > 0 && rounds++ < 1000)
+		;
+}
+
+/* A host program connecting to channel @name's socket. */
+static int host_connect(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.sock", g.dir, name);
+	VMC_ASSERT_FATAL(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	settle();
+	return fd;
+}
+
+/* Reads what the host program can have now, up to @size; returns the count, -1 at end of stream. */
+static ssize_t host_read_all(int fd, uint8_t *buf, size_t size)
+{
+	size_t got = 0;
+
+	for (;;) {
+		ssize_t n = read(fd, buf + got, size - got);
+
+		if (n > 0) {
+			got += (size_t)n;
+			if (got == size)
+				return (ssize_t)got;
+			continue;
+		}
+		if (n == 0)
+			return got ? (ssize_t)got : -1;
+		if (errno != EAGAIN)
+			return got ? (ssize_t)got : -1;
+		/* Let the device write more, if it has more. */
+		if (loop_dispatch(50) <= 0)
+			return (ssize_t)got;
+	}
+}
+
+/* Makes the daemon's side of channel 0's connection hold little, so bytes stay buffered. */
+static void shrink_daemon_socket(struct vmc_chan *ch)
+{
+	int small = 4096;
+
+	VMC_ASSERT_FATAL(ch->client_fd >= 0);
+	setsockopt(ch->client_fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+}
+
+static uint8_t pattern[65536];
+
+static void fill_pattern(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (uint8_t)(i * 7 + i / 251);
+}
+
+/* RESET, a host program on "a", and session @session of channel 1 open and linked. */
+static int linked_channel(uint32_t session)
+{
+	int host;
+
+	guest_post_rx(16);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	expect(VMCHANNEL_MSG_RESET, 0);
+	host = host_connect("a");
+	guest_ctrl(1, VMCHANNEL_MSG_OPEN, session);
+	expect(VMCHANNEL_MSG_OPEN, session);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_HOST_CONNECT, session).buf_alloc),
+			VMC_G2H_BUF_SIZE);
+	return host;
+}
+
+/* ---- the tests ---- */
+
+/* Every channel message carries the session; messages of other sessions are dropped. */
+static void test_sessions(void)
+{
+	char *names[] = { "a" };
+	uint8_t buf[64];
+	int host;
+
+	guest_start(names, 1);
+	host = linked_channel(7);
+	/* Data of an earlier session never reaches the host program. */
+	guest_data(1, 6, "stale", 5);
+	guest_data(1, 7, "fresh", 5);
+	CU_ASSERT_EQUAL(host_read_all(host, buf, sizeof(buf)), 5);
+	CU_ASSERT_EQUAL(memcmp(buf, "fresh", 5), 0);
+	/* A CLOSE of another session does not end this one. */
+	guest_ctrl(1, VMCHANNEL_MSG_CLOSE, 6);
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_LINKED);
+	/* Host bytes go out in session 7. */
+	CU_ASSERT_EQUAL(write(host, "hi", 2), 2);
+	settle();
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 7).len), 2);
+	close(host);
+	guest_stop();
+}
+
+/* RESET ends every session and is answered before anything else. */
+static void test_reset(void)
+{
+	char *names[] = { "a" };
+	uint8_t buf[64];
+	int host;
+
+	guest_start(names, 1);
+	host = linked_channel(1);
+	guest_data(1, 1, "bye", 3);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	expect(VMCHANNEL_MSG_RESET, 0);
+	expect_nothing();
+	/* The ended session's bytes are delivered, then end of stream. */
+	CU_ASSERT_EQUAL(host_read_all(host, buf, sizeof(buf)), 3);
+	CU_ASSERT_EQUAL(host_read_all(host, buf, sizeof(buf)), -1);
+	/* The new driver's session 1 is a new session. */
+	guest_ctrl(1, VMCHANNEL_MSG_OPEN, 1);
+	expect(VMCHANNEL_MSG_OPEN, 1);
+	close(host);
+	guest_stop();
+}
+
+/* SUSPEND: acknowledged, then rxq unused until RESUME; sessions survive. */
+static void test_suspend_resume(void)
+{
+	char *names[] = { "a" };
+	int host;
+
+	guest_start(names, 1);
+	host = linked_channel(1);
+	guest_ctrl(0, VMCHANNEL_MSG_SUSPEND, 0);
+	expect(VMCHANNEL_MSG_SUSPEND, 0);
+	CU_ASSERT_EQUAL(write(host, "zz", 2), 2);
+	settle();
+	guest_post_rx(4);
+	expect_nothing();
+	guest_ctrl(0, VMCHANNEL_MSG_RESUME, 0);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 2);
+	close(host);
+	guest_stop();
+}
+
+/* A VM pause stops the rings; sessions, connections and bytes survive it. */
+static void test_pause_keeps_sessions(void)
+{
+	char *names[] = { "a" };
+	struct vmc_chan *ch;
+	uint8_t buf[64];
+	int host;
+
+	guest_start(names, 1);
+	host = linked_channel(1);
+	ch = g.dev->chans[0];
+	/* What vu_dev does on GET_VRING_BASE for each ring. */
+	g.dev->vu.vqs[VMCHANNEL_VQ_RX].started = false;
+	vmc_device_ops.rings_stopped(g.dev);
+	g.dev->vu.vqs[VMCHANNEL_VQ_TX].started = false;
+	vmc_device_ops.rings_stopped(g.dev);
+	CU_ASSERT_EQUAL(write(host, "during", 6), 6);
+	settle();
+	/* Not read while stopped: no busy loop on a readable socket. */
+	CU_ASSERT_FALSE(ch->client_watch.events & EPOLLIN);
+	g.dev->vu.vqs[VMCHANNEL_VQ_RX].started = true;
+	g.dev->vu.vqs[VMCHANNEL_VQ_TX].started = true;
+	vmc_device_ops.rings_started(g.dev);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 6);
+	guest_data(1, 1, "after", 5);
+	CU_ASSERT_EQUAL(host_read_all(host, buf, sizeof(buf)), 5);
+	CU_ASSERT_EQUAL(ch->state, CHAN_LINKED);
+	close(host);
+	guest_stop();
+}
+
+/* Without a free rx buffer a readable host socket is not watched (was 100% CPU). */
+static void test_no_rx_buffer_no_busy_loop(void)
+{
+	char *names[] = { "a" };
+	struct vmc_chan *ch;
+	int host, unread = 0;
+
+	fill_pattern();
+	guest_start(names, 1);
+	host = linked_channel(1);
+	ch = g.dev->chans[0];
+	/* More than the 13 buffers left can carry. */
+	CU_ASSERT_EQUAL(write(host, pattern, 65536), 65536);
+	settle();
+	CU_ASSERT_TRUE(ioctl(ch->client_fd, FIONREAD, &unread) == 0 && unread > 0);
+	CU_ASSERT_FALSE(ch->client_watch.events & EPOLLIN);
+	drain_rx();
+	guest_post_rx(1);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 4096);
+	close(host);
+	guest_stop();
+}
+
+/*
+ * cat f > x; echo tail > x with a slow reader: the first session's bytes all
+ * reach the first connection, then end of stream; the second session's go
+ * to the next connection.
+ */
+static void test_reopen_drains_first_session(void)
+{
+	char *names[] = { "a" };
+	static uint8_t got[256 * 1024];
+	struct vmchannel_hdr hdr;
+	uint32_t sent = 0, off = 0;
+	ssize_t n;
+	int host, next;
+
+	fill_pattern();
+	guest_start(names, 1);
+	host = linked_channel(1);
+	shrink_daemon_socket(g.dev->chans[0]);
+	while (sent < VMC_G2H_BUF_SIZE) {
+		guest_data(1, 1, pattern, 16384);
+		sent += 16384;
+	}
+	CU_ASSERT_NOT_EQUAL(g.dev->chans[0]->buf_len, 0);
+	drain_rx();
+	guest_ctrl(1, VMCHANNEL_MSG_CLOSE, 1);
+	guest_ctrl(1, VMCHANNEL_MSG_OPEN, 2);
+	hdr = expect(VMCHANNEL_MSG_OPEN, 2);
+	CU_ASSERT_EQUAL(le32toh(hdr.buf_alloc), 0);
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_DRAINING_REOPENED);
+	expect_nothing();
+	while ((n = host_read_all(host, got + off, sizeof(got) - off)) > 0)
+		off += (uint32_t)n;
+	CU_ASSERT_EQUAL(off, sent);
+	CU_ASSERT_EQUAL(memcmp(got, pattern, 16384), 0);
+	CU_ASSERT_EQUAL(memcmp(got + sent - 16384, pattern, 16384), 0);
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_GUEST_WAITING);
+	/* The next host program serves session 2. */
+	next = host_connect("a");
+	hdr = expect(VMCHANNEL_MSG_HOST_CONNECT, 2);
+	CU_ASSERT_EQUAL(le32toh(hdr.buf_alloc), VMC_G2H_BUF_SIZE);
+	guest_data(1, 2, "tail\n", 5);
+	CU_ASSERT_EQUAL(host_read_all(next, got, sizeof(got)), 5);
+	close(host);
+	close(next);
+	guest_stop();
+}
+
+/* A host program that leaves with guest bytes undelivered: the driver learns so. */
+static void test_host_leaves_data_lost(void)
+{
+	char *names[] = { "a" };
+	struct vmchannel_hdr hdr;
+	int host;
+
+	fill_pattern();
+	guest_start(names, 1);
+	host = linked_channel(1);
+	shrink_daemon_socket(g.dev->chans[0]);
+	guest_data(1, 1, pattern, 65536);
+	CU_ASSERT_NOT_EQUAL(g.dev->chans[0]->buf_len, 0);
+	close(host);
+	settle();
+	hdr = expect(VMCHANNEL_MSG_HOST_DISCONNECT, 1);
+	CU_ASSERT_TRUE(le16toh(hdr.flags) & VMCHANNEL_F_DATA_LOST);
+	CU_ASSERT_EQUAL(le32toh(hdr.fwd_cnt), 65536);
+	CU_ASSERT_EQUAL(le32toh(hdr.buf_alloc), 0);
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_GUEST_WAITING);
+	/* Told once. */
+	guest_data(1, 1, "x", 1);
+	hdr = expect(VMCHANNEL_MSG_CREDIT, 1);
+	CU_ASSERT_TRUE(le16toh(hdr.flags) & VMCHANNEL_F_DATA_LOST);
+	CU_ASSERT_EQUAL(le32toh(hdr.fwd_cnt), 65537);
+	guest_ctrl(1, VMCHANNEL_MSG_CREDIT, 1);
+	expect_nothing();
+	guest_stop();
+}
+
+/* DATA sent on old credit when no host program can take it: consumed, and told. */
+static void test_data_without_host_lost(void)
+{
+	char *names[] = { "a" };
+	struct vmchannel_hdr hdr;
+
+	guest_start(names, 1);
+	guest_post_rx(8);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	expect(VMCHANNEL_MSG_RESET, 0);
+	guest_ctrl(1, VMCHANNEL_MSG_OPEN, 1);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_OPEN, 1).buf_alloc), 0);
+	guest_data(1, 1, "lost", 4);
+	hdr = expect(VMCHANNEL_MSG_CREDIT, 1);
+	CU_ASSERT_TRUE(le16toh(hdr.flags) & VMCHANNEL_F_DATA_LOST);
+	CU_ASSERT_EQUAL(le32toh(hdr.fwd_cnt), 4);
+	guest_stop();
+}
+
+/* A removed channel leaves the table at once, but its host program gets every byte. */
+static void test_remove_drains(void)
+{
+	char *names[] = { "a" };
+	static uint8_t got[128 * 1024];
+	uint32_t off = 0;
+	ssize_t n;
+	int host;
+
+	fill_pattern();
+	guest_start(names, 1);
+	host = linked_channel(1);
+	shrink_daemon_socket(g.dev->chans[0]);
+	guest_data(1, 1, pattern, 65536);
+	guest_data(1, 1, pattern, 65536);
+	CU_ASSERT_NOT_EQUAL(g.dev->chans[0]->buf_len, 0);
+	CU_ASSERT_EQUAL(vmc_device_remove_channel(g.dev, "a"), 0);
+	CU_ASSERT_EQUAL(g.dev->nchans, 0);
+	CU_ASSERT_PTR_NOT_NULL(g.dev->removed);
+	while ((n = host_read_all(host, got + off, sizeof(got) - off)) > 0)
+		off += (uint32_t)n;
+	CU_ASSERT_EQUAL(off, 131072);
+	CU_ASSERT_EQUAL(memcmp(got + 65536, pattern, 65536), 0);
+	settle();
+	CU_ASSERT_PTR_NULL(g.dev->removed);
+	close(host);
+	guest_stop();
+}
+
+/* No new host stream while VMCHANNEL_EOF_WINDOW ends of stream are unconsumed. */
+static void test_eof_window(void)
+{
+	char *names[] = { "a" };
+	struct msg credit = { .channel_id = 1, .type = VMCHANNEL_MSG_CREDIT, .session = 1,
+			      .buf_alloc = 1 << 20, .eof_cnt = 1 };
+	int i, host;
+
+	guest_start(names, 1);
+	guest_post_rx(32);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	expect(VMCHANNEL_MSG_RESET, 0);
+	guest_ctrl(1, VMCHANNEL_MSG_OPEN, 1);
+	expect(VMCHANNEL_MSG_OPEN, 1);
+	for (i = 0; i < VMCHANNEL_EOF_WINDOW; i++) {
+		host = host_connect("a");
+		expect(VMCHANNEL_MSG_HOST_CONNECT, 1);
+		close(host);
+		settle();
+		expect(VMCHANNEL_MSG_HOST_DISCONNECT, 1);
+	}
+	host = host_connect("a");
+	CU_ASSERT_EQUAL(write(host, "5th", 3), 3);
+	settle();
+	expect_nothing();
+	/* The driver consumed one end of stream: the next stream may start. */
+	guest_send(&credit);
+	expect(VMCHANNEL_MSG_HOST_CONNECT, 1);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 3);
+	close(host);
+	guest_stop();
+}
+
+/* Channels share rxq in turns: the first in the table is not always served first. */
+static void test_fair_rx(void)
+{
+	char *names[] = { "a", "b" };
+	struct vmchannel_hdr hdr;
+	unsigned int served[3] = { 0 }, i;
+	int ha, hb;
+
+	fill_pattern();
+	guest_start(names, 2);
+	guest_post_rx(8);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	expect(VMCHANNEL_MSG_RESET, 0);
+	ha = host_connect("a");
+	hb = host_connect("b");
+	guest_ctrl(1, VMCHANNEL_MSG_OPEN, 1);
+	guest_ctrl(2, VMCHANNEL_MSG_OPEN, 1);
+	drain_rx();
+	/* Both have plenty to send; the guest posts one buffer at a time. */
+	CU_ASSERT_EQUAL(write(ha, pattern, 32768), 32768);
+	CU_ASSERT_EQUAL(write(hb, pattern, 32768), 32768);
+	/* Use the buffers left, then hand out one per kick. */
+	settle();
+	drain_rx();
+	for (i = 0; i < 6; i++) {
+		guest_post_rx(1);
+		if (guest_recv(&hdr, NULL, 0) && le32toh(hdr.channel_id) <= 2)
+			served[le32toh(hdr.channel_id)]++;
+	}
+	CU_ASSERT_EQUAL(served[1], 3);
+	CU_ASSERT_EQUAL(served[2], 3);
+	close(ha);
+	close(hb);
+	guest_stop();
+}
+
+void register_device_tests(void)
+{
+	CU_pSuite s = vmc_add_suite("host device lifecycle");
+
+	vmc_add_test(s, "sessions in every message, stale ones dropped", test_sessions);
+	vmc_add_test(s, "RESET ends sessions, answered first", test_reset);
+	vmc_add_test(s, "SUSPEND and RESUME", test_suspend_resume);
+	vmc_add_test(s, "VM pause keeps sessions and bytes", test_pause_keeps_sessions);
+	vmc_add_test(s, "no rx buffer: host socket not watched", test_no_rx_buffer_no_busy_loop);
+	vmc_add_test(s, "re-open drains the first session", test_reopen_drains_first_session);
+	vmc_add_test(s, "host leaves with bytes: DATA_LOST", test_host_leaves_data_lost);
+	vmc_add_test(s, "DATA without a host: DATA_LOST", test_data_without_host_lost);
+	vmc_add_test(s, "removed channel drains", test_remove_drains);
+	vmc_add_test(s, "end-of-stream window", test_eof_window);
+	vmc_add_test(s, "channels served in turns", test_fair_rx);
+}
