@@ -111,13 +111,16 @@ static void vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 	}
 	/* Only DATA has a payload, and it is never empty. */
 	is_data = type == VMCHANNEL_MSG_DATA;
+	if (type < VMCHANNEL_MSG_DATA || type > VMCHANNEL_MSG_SUSPEND ||
+	    type == VMCHANNEL_MSG_CLOSE || is_data != !!len) {
+		dev_warn_ratelimited(dev, "rx: bad message type %u (length %u)\n", type, len);
+		return;
+	}
 	/* Device-level messages, and only they, carry channel 0. */
 	is_dev = type == VMCHANNEL_MSG_RESET || type == VMCHANNEL_MSG_SUSPEND;
-	if (type < VMCHANNEL_MSG_DATA || type > VMCHANNEL_MSG_SUSPEND ||
-	    type == VMCHANNEL_MSG_CLOSE || is_data != !!len ||
-	    is_dev != !id) {
-		dev_warn_ratelimited(dev, "rx: bad message type %u (channel %u, length %u)\n",
-				     type, id, len);
+	if (is_dev != !id) {
+		dev_warn_ratelimited(dev, "rx: message type %u on channel %u: dropped\n",
+				     type, id);
 		return;
 	}
 	if (is_dev) {
