@@ -260,7 +260,8 @@ bool vmc_dev_step(struct vmc_dev *vmc, enum vmc_dev_event ev)
 			next = VMC_DEV_RUNNING;
 		break;
 	case VMC_DEV_EV_FREEZE:
-		if (old == VMC_DEV_RUNNING)
+		/* RESETTING: the ack did not come; the rings must stop anyway. */
+		if (old == VMC_DEV_RUNNING || old == VMC_DEV_RESETTING)
 			next = VMC_DEV_SUSPENDING;
 		break;
 	case VMC_DEV_EV_SUSPEND_ACK:
