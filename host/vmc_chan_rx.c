@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * A channel's messages to the driver: what a session is owed, in protocol
+ * order, and host bytes read straight into guest receive buffers, only as
+ * many as the guest's credit allows, so nothing is buffered here and a guest
+ * that does not read makes the host program's writes block.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "vmc_chan.h"
+
+#define HDR_SIZE sizeof(struct vmchannel_hdr)
+
+/* The credit the guest granted: payload bytes we may still send it. */
+uint32_t vmc_chan_guest_credit(const struct vmc_chan *ch)
+{
+	uint32_t in_flight = ch->tx_cnt - ch->peer_fwd_cnt;
+
+	return in_flight > ch->peer_buf_alloc ? 0 : ch->peer_buf_alloc - in_flight;
+}
+
+/* What we can take from the guest: only for a connection serving the session. */
+uint32_t vmc_chan_buf_alloc(const struct vmc_chan *ch)
+{
+	return ch->state == CHAN_LINKED && vmc_chan_host_takes(ch) && ch->buf ? VMC_G2H_BUF_SIZE : 0;
+}
+
+/*
+ * Marks credit owed to the guest once a quarter of the buffer has been
+ * consumed since the last report.  That is soon enough for a guest writing
+ * steadily never to wait, and a guest that has used up its credit gets it
+ * back as the buffer drains.  Not after every message: each credit message
+ * costs the guest a receive buffer and an interrupt.
+ */
+void vmc_chan_credit_check(struct vmc_chan *ch)
+{
+	if (chan_state_has_session(ch->state) &&
+	    ch->fwd_cnt - ch->fwd_reported >= VMC_G2H_BUF_SIZE / 4)
+		ch->owed |= VMC_OWE_CREDIT;
+}
+
+/*
+ * Guest bytes of the session that will never reach a host program: counted
+ * as consumed so the writer is not stalled, and the driver is told.
+ */
+void vmc_chan_lose_guest_bytes(struct vmc_chan *ch, uint32_t len)
+{
+	ch->fwd_cnt += len;
+	ch->data_lost = true;
+	vmc_chan_credit_check(ch);
+}
+
+static void hdr_fill(struct vmc_chan *ch, struct vmchannel_hdr *hdr,
+		     enum vmchannel_msg_type type, uint32_t len)
+{
+	memset(hdr, 0, sizeof(*hdr));
+	hdr->channel_id = htole32(ch->id);
+	hdr->type = htole16(type);
+	hdr->len = htole32(len);
+	hdr->session = htole32(ch->session);
+	hdr->buf_alloc = htole32(vmc_chan_buf_alloc(ch));
+	hdr->fwd_cnt = htole32(ch->fwd_cnt);
+	if (ch->data_lost &&
+	    (type == VMCHANNEL_MSG_HOST_DISCONNECT || type == VMCHANNEL_MSG_CREDIT)) {
+		hdr->flags = htole16(VMCHANNEL_F_DATA_LOST);
+		ch->data_lost = false;
+	}
+	/* Every header carries fwd_cnt: no CREDIT is owed for it any more. */
+	ch->fwd_reported = ch->fwd_cnt;
+	ch->owed &= ~VMC_OWE_CREDIT;
+}
+
+/* Sends a message without payload; false when no rx buffer is available. */
+static bool send_ctrl(struct vmc_chan *ch, enum vmchannel_msg_type type)
+{
+	struct vmchannel_hdr hdr;
+	struct vq_elem elem;
+
+	if (!vmc_rx_pop(ch->dev, &elem))
+		return false;
+	hdr_fill(ch, &hdr, type, 0);
+	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
+	vq_push(vmc_rxq(ch->dev), &elem, sizeof(hdr));
+	return true;
+}
+
+/* Sends the next bad message of --fault; false when no rx buffer is available. */
+static bool send_fault(struct vmc_chan *ch, unsigned int k)
+{
+	struct vmchannel_hdr hdr;
+	struct vq_elem elem;
+	uint32_t used;
+
+	if (!vmc_rx_pop(ch->dev, &elem))
+		return false;
+	used = vmc_fault_rx_message(ch->dev->faults, k, ch->id, (uint32_t)elem.in_len, &hdr);
+	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
+	vq_push(vmc_rxq(ch->dev), &elem, used);
+	return true;
+}
+
+/* Takes the bytes the writable part of @elem holds after the header. */
+static unsigned int payload_iov(const struct vq_elem *elem, size_t max, struct iovec *iov)
+{
+	size_t skip = HDR_SIZE;
+	unsigned int i, n = 0;
+
+	for (i = 0; i < elem->n_in && max; i++) {
+		size_t len = elem->in[i].iov_len;
+		uint8_t *base = elem->in[i].iov_base;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		base += skip;
+		len -= skip;
+		skip = 0;
+		if (len > max)
+			len = max;
+		iov[n].iov_base = base;
+		iov[n++].iov_len = len;
+		max -= len;
+	}
+	return n;
+}
+
+/* The host program's stream ended: HOST_DISCONNECT after its last byte. */
+static void chan_host_stopped_sending(struct vmc_chan *ch)
+{
+	ch->client_rd_eof = true;
+	if (ch->connect_sent)
+		ch->owed |= VMC_OWE_DISCONNECT;
+}
+
+/*
+ * Moves one read's worth of client bytes into a guest buffer.  Returns false
+ * when nothing more can move now (no buffer, no bytes, end of stream).
+ */
+static bool pump_data(struct vmc_chan *ch)
+{
+	struct iovec iov[VQ_MAX_IOV];
+	struct vmchannel_hdr hdr;
+	struct vq_elem elem;
+	uint32_t credit = vmc_chan_guest_credit(ch);
+	size_t room;
+	ssize_t n;
+
+	if (!credit || !vmc_rx_pop(ch->dev, &elem))
+		return false;
+	room = elem.in_len - HDR_SIZE;
+	if (room > credit)
+		room = credit;
+	if (room > VMCHANNEL_MAX_PAYLOAD)
+		room = VMCHANNEL_MAX_PAYLOAD;
+	if (!room) {
+		/* A buffer with room for a header only: keep it for control. */
+		vq_unpop(vmc_rxq(ch->dev));
+		return false;
+	}
+	n = readv(ch->client_fd, iov, (int)payload_iov(&elem, room, iov));
+	if (n <= 0) {
+		vq_unpop(vmc_rxq(ch->dev));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return false;
+		/* End of the host program's stream (or a reset: the same to us). */
+		chan_host_stopped_sending(ch);
+		return false;
+	}
+	hdr_fill(ch, &hdr, VMCHANNEL_MSG_DATA, (uint32_t)n);
+	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
+	vq_push(vmc_rxq(ch->dev), &elem, (uint32_t)(HDR_SIZE + n));
+	ch->tx_cnt += (uint32_t)n;
+	return true;
+}
+
+/* The driver holds fewer than VMCHANNEL_EOF_WINDOW of our ends of stream. */
+static bool chan_eof_window_open(const struct vmc_chan *ch)
+{
+	return ch->disconnects_sent - ch->peer_eof_cnt < VMCHANNEL_EOF_WINDOW;
+}
+
+/* Sends what the session is owed, in protocol order; true if anything went. */
+bool vmc_chan_send_owed(struct vmc_chan *ch)
+{
+	bool sent = false;
+
+	if (ch->owed & VMC_OWE_OPEN) {
+		if (!send_ctrl(ch, VMCHANNEL_MSG_OPEN))
+			return sent;
+		ch->owed &= ~VMC_OWE_OPEN;
+		sent = true;
+	}
+	while (ch->send_faults) {
+		if (!send_fault(ch, vmc_fault_rx_messages(ch->dev->faults) - ch->send_faults))
+			return sent;
+		ch->send_faults--;
+		sent = true;
+	}
+	/* A new host stream waits while the driver holds a window of ends. */
+	if ((ch->owed & VMC_OWE_CONNECT) && chan_eof_window_open(ch)) {
+		if (!send_ctrl(ch, VMCHANNEL_MSG_HOST_CONNECT))
+			return sent;
+		ch->owed &= ~VMC_OWE_CONNECT;
+		ch->connect_sent = true;
+		sent = true;
+	}
+	while (ch->state == CHAN_LINKED && ch->connect_sent && !ch->client_rd_eof &&
+	       pump_data(ch))
+		sent = true;
+	if (ch->owed & VMC_OWE_DISCONNECT) {
+		if (!send_ctrl(ch, VMCHANNEL_MSG_HOST_DISCONNECT))
+			return sent;
+		ch->owed &= ~VMC_OWE_DISCONNECT;
+		ch->connect_sent = false;
+		ch->disconnects_sent++;
+		sent = true;
+	}
+	if ((ch->owed & VMC_OWE_CREDIT) || ch->data_lost) {
+		if (!send_ctrl(ch, VMCHANNEL_MSG_CREDIT))
+			return sent;
+		ch->owed &= ~VMC_OWE_CREDIT;
+		sent = true;
+	}
+	return sent;
+}
