@@ -242,6 +242,7 @@ int main(int argc, char **argv)
 	};
 	const char *socket_path = NULL, *dir = NULL, *memory = "1G", *control_path = NULL;
 	const char *qemu_id = "vmchannel0";
+	/* Freed on every way out: the ASan build's leak check runs on --help too. */
 	char **names = calloc((size_t)argc + VMCHANNEL_MAX_CHANNELS, sizeof(*names));
 	char err[PATH_MAX + 128];
 	unsigned int nnames = 0;
@@ -265,7 +266,8 @@ int main(int argc, char **argv)
 			if (vmc_fault_parse(optarg) < 0) {
 				fprintf(stderr, "vmchanneld: unknown fault '%s'; one of: %s\n",
 					optarg, vmc_fault_names());
-				return EXIT_USAGE;
+				status = EXIT_USAGE;
+				goto out;
 			}
 			faults |= 1u << vmc_fault_parse(optarg);
 			break;
@@ -277,40 +279,49 @@ int main(int argc, char **argv)
 		case OPT_NOTIFY:
 			if (parse_fd(optarg) < 0) {
 				fprintf(stderr, "vmchanneld: bad file descriptor '%s'\n", optarg);
-				return EXIT_USAGE;
+				status = EXIT_USAGE;
+				goto out;
 			}
 			*(opt == OPT_FD ? &listen_fd : &notify_fd) = parse_fd(optarg);
 			break;
 		case OPT_CAPS:
 			printf("{\n  \"type\": \"vmchannel\",\n  \"features\": []\n}\n");
-			return 0;
+			status = 0;
+			goto out;
 		case OPT_HELP:
 			usage(stdout);
-			return 0;
+			status = 0;
+			goto out;
 		case OPT_VERSION:
 			printf("vmchanneld %s\n", VMCHANNELD_VERSION);
-			return 0;
+			status = 0;
+			goto out;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			status = EXIT_USAGE;
+			goto out;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "vmchanneld: unexpected argument '%s'\n", argv[optind]);
-		return EXIT_USAGE;
+		status = EXIT_USAGE;
+		goto out;
 	}
 	if (qemu_args) {
 		if (!socket_path) {
 			fprintf(stderr, "vmchanneld: --print-qemu-args needs --socket-path\n");
-			return EXIT_USAGE;
+			status = EXIT_USAGE;
+			goto out;
 		}
 		print_qemu_args(socket_path, qemu_id, strcmp(memory, "none") ? memory : NULL);
-		return 0;
+		status = 0;
+		goto out;
 	}
 	if (config_path) {
 		if (config_load(config_path, &file_config, err, sizeof(err)) < 0) {
 			fprintf(stderr, "vmchanneld: %s\n", err);
-			return EXIT_USAGE;
+			status = EXIT_USAGE;
+			goto out;
 		}
 		/* Flags win over the file. */
 		if (!dir && file_config.endpoint_dir[0])
@@ -324,15 +335,19 @@ int main(int argc, char **argv)
 		dir = ".";
 	if (!socket_path == (listen_fd < 0)) {
 		fprintf(stderr, "vmchanneld: give exactly one of --socket-path and --fd\n");
-		return EXIT_USAGE;
+		status = EXIT_USAGE;
+		goto out;
 	}
 	if ((!nnames && !control_path) || nnames > VMCHANNEL_MAX_CHANNELS) {
 		fprintf(stderr, "vmchanneld: give 1 to %d --channel options (or a control socket)\n",
 			VMCHANNEL_MAX_CHANNELS);
-		return EXIT_USAGE;
+		status = EXIT_USAGE;
+		goto out;
 	}
-	if (!check_specs(names, nnames))
-		return EXIT_USAGE;
+	if (!check_specs(names, nnames)) {
+		status = EXIT_USAGE;
+		goto out;
+	}
 
 	if (loop_init() < 0 || setup_signals() < 0) {
 		log_error("event loop setup failed: %s", strerror(errno));
