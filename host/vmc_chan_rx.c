@@ -158,9 +158,14 @@ static bool pump_data(struct vmc_chan *ch)
 	if (room > VMCHANNEL_MAX_PAYLOAD)
 		room = VMCHANNEL_MAX_PAYLOAD;
 	if (!room) {
-		/* A buffer with room for a header only: keep it for control. */
-		vq_unpop(vmc_rxq(ch->dev));
-		return false;
+		/*
+		 * A buffer with room for a header only would stop every channel
+		 * behind it: it carries a CREDIT, always a valid message.
+		 */
+		hdr_fill(ch, &hdr, VMCHANNEL_MSG_CREDIT, 0);
+		iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
+		vq_push(vmc_rxq(ch->dev), &elem, sizeof(hdr));
+		return true;
 	}
 	n = readv(ch->client_fd, iov, (int)payload_iov(&elem, room, iov));
 	if (n <= 0) {

@@ -115,17 +115,22 @@ static void publish(uint64_t ring_gpa, unsigned int num, uint16_t *posted, uint1
 	__atomic_store_n(&avail->idx, htole16(*posted), __ATOMIC_RELEASE);
 }
 
-/* Posts @n receive buffers and kicks rxq. */
-static void guest_post_rx(unsigned int n)
+/* Posts @n receive buffers of @size bytes and kicks rxq. */
+static void guest_post_rx_sized(unsigned int n, uint32_t size)
 {
 	while (n--) {
 		unsigned int slot = g.rx_posted % RXQ_SIZE;
 
-		set_desc(RX_RING_GPA, slot, RX_BUF_GPA + slot * RX_BUF_STRIDE, RX_BUF_SIZE,
+		set_desc(RX_RING_GPA, slot, RX_BUF_GPA + slot * RX_BUF_STRIDE, size,
 			 VRING_DESC_F_WRITE);
 		publish(RX_RING_GPA, RXQ_SIZE, &g.rx_posted, (uint16_t)slot);
 	}
 	vmc_device_ops.queue_kicked(g.dev, VMCHANNEL_VQ_RX);
+}
+
+static void guest_post_rx(unsigned int n)
+{
+	guest_post_rx_sized(n, RX_BUF_SIZE);
 }
 
 struct msg {
@@ -428,6 +433,11 @@ static void test_no_rx_buffer_no_busy_loop(void)
 	CU_ASSERT_TRUE(ioctl(ch->client_fd, FIONREAD, &unread) == 0 && unread > 0);
 	CU_ASSERT_FALSE(ch->client_watch.events & EPOLLIN);
 	drain_rx();
+	/* A buffer that holds a header only takes a CREDIT, and blocks nothing. */
+	guest_post_rx_sized(1, HDR_SIZE);
+	expect(VMCHANNEL_MSG_CREDIT, 1);
+	settle();
+	CU_ASSERT_FALSE(ch->client_watch.events & EPOLLIN);
 	guest_post_rx(1);
 	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 4096);
 	close(host);
