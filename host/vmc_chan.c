@@ -133,6 +133,7 @@ void vmc_chan_settle(struct vmc_chan *ch)
 {
 	for (;;) {
 		bool draining = ch->state == CHAN_DRAINING || ch->state == CHAN_DRAINING_REOPENED;
+		enum chan_state before = ch->state;
 
 		if (vmc_chan_host_gone(ch))
 			vmc_chan_event(ch, CHAN_EV_HOST_GONE, 0);
@@ -141,6 +142,9 @@ void vmc_chan_settle(struct vmc_chan *ch)
 		else if (ch->removed && (ch->state == CHAN_IDLE || ch->state == CHAN_FINISHED))
 			vmc_chan_event(ch, CHAN_EV_REMOVED, 0);
 		else
+			break;
+		/* Each of these events leaves its state; one that did not would loop. */
+		if (ch->state == before)
 			break;
 		if (ch->state == CHAN_GONE) {
 			log_info("channel %s: removed channel finished", ch->name);

@@ -215,6 +215,17 @@ static struct vmchannel_hdr expect(uint16_t type, uint32_t session)
 	return hdr;
 }
 
+/* The next message must be DATA of session 1; returns its length. */
+static uint32_t guest_recv_data(void *payload, size_t size)
+{
+	struct vmchannel_hdr hdr = { 0 };
+
+	CU_ASSERT_TRUE(guest_recv(&hdr, payload, size));
+	CU_ASSERT_EQUAL(le16toh(hdr.type), VMCHANNEL_MSG_DATA);
+	CU_ASSERT_EQUAL(le32toh(hdr.session), 1);
+	return le32toh(hdr.len);
+}
+
 static void expect_nothing(void)
 {
 	struct vmchannel_hdr hdr;
@@ -382,6 +393,33 @@ static void test_suspend_resume(void)
 	guest_ctrl(0, VMCHANNEL_MSG_RESUME, 0);
 	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 2);
 	close(host);
+	guest_stop();
+}
+
+/* A host program that wrote and left before the guest opened: its bytes, then its end. */
+static void test_host_bytes_wait_for_open(void)
+{
+	char *names[] = { "a" };
+	uint8_t buf[64];
+	int host;
+
+	guest_start(names, 1);
+	guest_post_rx(8);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	expect(VMCHANNEL_MSG_RESET, 0);
+	host = host_connect("a");
+	CU_ASSERT_EQUAL(write(host, "early", 5), 5);
+	close(host);
+	settle();
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_HOST_WAITING);
+	guest_ctrl(1, VMCHANNEL_MSG_OPEN, 1);
+	expect(VMCHANNEL_MSG_OPEN, 1);
+	expect(VMCHANNEL_MSG_HOST_CONNECT, 1);
+	CU_ASSERT_EQUAL(guest_recv_data(buf, sizeof(buf)), 5);
+	CU_ASSERT_EQUAL(memcmp(buf, "early", 5), 0);
+	CU_ASSERT_FALSE(le16toh(expect(VMCHANNEL_MSG_HOST_DISCONNECT, 1).flags) &
+			VMCHANNEL_F_DATA_LOST);
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_GUEST_WAITING);
 	guest_stop();
 }
 
@@ -645,6 +683,7 @@ void register_device_tests(void)
 	vmc_add_test(s, "sessions in every message, stale ones dropped", test_sessions);
 	vmc_add_test(s, "RESET ends sessions, answered first", test_reset);
 	vmc_add_test(s, "SUSPEND and RESUME", test_suspend_resume);
+	vmc_add_test(s, "host bytes wait for the guest's OPEN", test_host_bytes_wait_for_open);
 	vmc_add_test(s, "VM pause keeps sessions and bytes", test_pause_keeps_sessions);
 	vmc_add_test(s, "no rx buffer: host socket not watched", test_no_rx_buffer_no_busy_loop);
 	vmc_add_test(s, "re-open drains the first session", test_reopen_drains_first_session);
