@@ -9,10 +9,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-#include "endpoint.h"
 #include "log.h"
 #include "vmc_chan.h"
 

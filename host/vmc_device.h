@@ -26,11 +26,10 @@ struct vmc_device;
 
 /* Messages a channel owes the driver, sent in this order as buffers allow. */
 enum vmc_owed {
-	VMC_OWE_OPEN		= 1u << 0,
-	VMC_OWE_FAULTS		= 1u << 1,	/* --fault messages */
-	VMC_OWE_CONNECT		= 1u << 2,
-	VMC_OWE_DISCONNECT	= 1u << 3,
-	VMC_OWE_CREDIT		= 1u << 4,
+	VMC_OWE_OPEN		= 1u << 0,	/* then the --fault messages, if any */
+	VMC_OWE_CONNECT		= 1u << 1,
+	VMC_OWE_DISCONNECT	= 1u << 2,
+	VMC_OWE_CREDIT		= 1u << 3,
 };
 
 struct vmc_chan {
