@@ -13,6 +13,10 @@
  *   vmc-probe uevents --ready PATH NODE    the uevents of a host connect and disconnect
  *   vmc-probe agent --ready PATH NODE      a virtio-serial style agent (qemu-ga's
  *                                          loop): echoes two host clients in turn
+ *   vmc-probe loss --ready PATH NODE       a host client leaves with guest bytes
+ *                                          undelivered: ECONNRESET once, then on
+ *   vmc-probe eofs --count N [--settle K] --ready PATH NODE
+ *                                          one end of file per host connection
  *
  * Every blocking step is bounded by --wait SECS (default 60) through alarm().
  */
@@ -294,11 +298,136 @@ static int probe_agent(int fd)
 	return 0;
 }
 
+/*
+ * loss: a host client connects and never reads; the guest writes up to 1 MiB
+ * (until writes stall: more than the host's socket can hold), says ready, and
+ * the host client disconnects.  The guest then reads the end of file of that
+ * connection and writes again: the first write must fail with ECONNRESET (the
+ * device discarded bytes that write() had accepted), the next one not (once),
+ * and a write to the next host connection must get through.
+ */
+#define LOSS_BYTES (1U << 20)
+
+static int probe_loss(int fd)
+{
+	static char buf[65536];
+	size_t wrote = 0;
+	ssize_t n;
+	int flags = fcntl(fd, F_GETFL);
+
+	catch_alarm();
+	memset(buf, 'x', sizeof(buf));
+	say_ready();
+	alarm(wait_secs);
+	if (ioctl(fd, VMCHANNEL_IOC_WAIT_HOST) < 0)
+		die("VMCHANNEL_IOC_WAIT_HOST");
+	alarm(0);
+	if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		die("O_NONBLOCK");
+	while (wrote < LOSS_BYTES) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		size_t len = LOSS_BYTES - wrote < sizeof(buf) ? LOSS_BYTES - wrote : sizeof(buf);
+
+		n = write(fd, buf, len);
+		if (n > 0) {
+			wrote += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN)
+			die("write while the host reads nothing");
+		/* No credit: wait a little for more; a second without any is a stall. */
+		if (poll(&p, 1, 1000) < 0)
+			die("poll");
+		if (!(p.revents & POLLOUT))
+			break;
+	}
+	printf("wrote=%zu\n", wrote);
+	if (fcntl(fd, F_SETFL, flags) < 0)
+		die("~O_NONBLOCK");
+	say_ready();
+	alarm(wait_secs);
+	n = read(fd, buf, sizeof(buf));
+	alarm(0);
+	if (n == 0)
+		printf("read: end of file\n");
+	else if (n < 0)
+		printf("read: %s\n", strerror(errno));
+	else
+		printf("read: %zd bytes\n", n);
+	/* Bounded: where the loss goes unreported, this write may block. */
+	alarm(10);
+	n = write(fd, "x", 1);
+	alarm(0);
+	printf("write after the loss: %s\n", n < 0 ? strerror(errno) : "accepted");
+	if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		die("O_NONBLOCK");
+	n = write(fd, "x", 1);
+	printf("write again: %s\n", n < 0 ? strerror(errno) : "accepted");
+	if (fcntl(fd, F_SETFL, flags) < 0)
+		die("~O_NONBLOCK");
+	say_ready();
+	alarm(wait_secs);
+	n = write(fd, "after\n", 6);
+	alarm(0);
+	printf("write to the next connection: %s\n",
+	       n == 6 ? "ok" : n < 0 ? strerror(errno) : "short");
+	return 0;
+}
+
+/*
+ * eofs: the guest does not read while host programs connect and leave in
+ * turn; it waits (GET_STATE, bounded) until @settle connections have come
+ * and gone, then reads, printing the bytes as they come and "<eof>" for each
+ * end of file, until @count ends of file (or --wait runs out: "timed out").
+ */
+static int probe_eofs(int fd, unsigned int count, unsigned int settle)
+{
+	const struct timespec tick = { .tv_nsec = 20000000 };
+	struct vmchannel_state st;
+	unsigned int eofs = 0, ticks = 0;
+	char buf[4096];
+
+	catch_alarm();
+	say_ready();
+	for (;;) {
+		if (ioctl(fd, VMCHANNEL_IOC_GET_STATE, &st) < 0)
+			die("VMCHANNEL_IOC_GET_STATE");
+		if (st.connections >= settle && !(st.flags & VMCHANNEL_STATE_HOST_CONNECTED))
+			break;
+		if (++ticks > wait_secs * 50) {
+			printf("timed out waiting for %u host connections (saw %u)\n", settle,
+			       st.connections);
+			return 1;
+		}
+		nanosleep(&tick, NULL);
+	}
+	alarm(wait_secs);
+	while (eofs < count) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR) {
+			printf("\ntimed out after %u ends of file\n", eofs);
+			return 1;
+		}
+		if (n < 0)
+			die("read");
+		if (n == 0) {
+			printf("<eof>\n");
+			eofs++;
+			continue;
+		}
+		fwrite(buf, 1, (size_t)n, stdout);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: vmc-probe async|host-wait|signals|removal|uevents|agent [--ready PATH]\n"
-		"                 [--wait SECS] NODE\n");
+		"usage: vmc-probe async|host-wait|signals|removal|uevents|agent|loss [--ready PATH]\n"
+		"                 [--wait SECS] NODE\n"
+		"       vmc-probe eofs --count N [--settle K] [--ready PATH] [--wait SECS] NODE\n");
 	exit(status);
 }
 
@@ -307,9 +436,12 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "ready", required_argument, NULL, 'r' },
 		{ "wait", required_argument, NULL, 'w' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "settle", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
+	unsigned int count = 0, settle = 0;
 	const char *mode;
 	int opt, fd, status;
 
@@ -321,6 +453,8 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'r': ready_path = optarg; break;
 		case 'w': wait_secs = (unsigned int)strtoul(optarg, NULL, 10); break;
+		case 'c': count = (unsigned int)strtoul(optarg, NULL, 10); break;
+		case 's': settle = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(0);
 		default: usage(2);
 		}
@@ -343,6 +477,10 @@ int main(int argc, char **argv)
 		status = probe_agent(fd);
 	else if (!strcmp(mode, "removal"))
 		status = probe_removal(fd, argv[optind]);
+	else if (!strcmp(mode, "loss"))
+		status = probe_loss(fd);
+	else if (!strcmp(mode, "eofs") && count)
+		status = probe_eofs(fd, count, settle);
 	else
 		usage(2);
 	close(fd);

@@ -22,14 +22,31 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <linux/vm_sockets.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CHUNK 65536
+
+/* recv --delay MS: pause after each read; echo-check --progress, --stall. */
+static unsigned int delay_ms;
+static uint64_t progress_every;
+static double stall_secs;
+static bool sync_marks;		/* echo-check --sync: hold sending at each mark */
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
 
 /*
  * A stream is a deterministic pseudo-random byte sequence with a running hash
@@ -399,6 +416,8 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool ver
 		stream_hash(&got, buf, (size_t)n);
 		if (slow)
 			nanosleep(&slow_pause, NULL);
+		if (delay_ms)
+			sleep_ms(delay_ms);
 	}
 	report("received ", &got);
 	if (timing)
@@ -420,15 +439,39 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 	static unsigned char out[CHUNK], in[CHUNK], want[CHUNK];
 	struct stream tx, rx, expect;
 	size_t out_len = 0, out_off = 0;
+	uint64_t marks = 0;
+	bool held = false;
+	int r;
 
 	stream_init(&tx, seed);
 	stream_init(&rx, seed);
 	stream_init(&expect, seed);
 	set_nonblocking(fd);
 	while (rx.count < bytes) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN },
+					 { .fd = STDIN_FILENO, .events = POLLIN } };
+		struct pollfd *pp = pfd;
+#define p (*pp)
 		ssize_t n;
 
+		if (held) {
+			/* --sync: nothing more is sent until a line comes on stdin. */
+			r = poll(pfd, 2, -1);
+			if (r < 0 && errno != EINTR)
+				die("poll");
+			if (r > 0 && pfd[1].revents) {
+				char c;
+
+				while ((n = read(STDIN_FILENO, &c, 1)) == 1 && c != '\n')
+					;
+				held = false;
+			}
+			if (r <= 0 || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			p.events = POLLIN;
+			p.revents = pfd[0].revents;
+			goto readable;
+		}
 		if (out_off == out_len && tx.count < bytes) {
 			out_len = bytes - tx.count < CHUNK ? (size_t)(bytes - tx.count) : CHUNK;
 			out_off = 0;
@@ -437,10 +480,17 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 		}
 		if (out_off < out_len)
 			p.events |= POLLOUT;
-		if (poll(&p, 1, -1) < 0) {
+		r = poll(&p, 1, stall_secs > 0 ? (int)(stall_secs * 1000) : -1);
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			die("poll");
+		}
+		if (r == 0) {
+			fprintf(stderr, "vmc-xfer: stalled: nothing moved for %g s; sent %" PRIu64
+				", echoed %" PRIu64 " of %" PRIu64 " bytes\n", stall_secs, tx.count,
+				rx.count, bytes);
+			return 1;
 		}
 		if (p.revents & POLLOUT) {
 			n = write(fd, out + out_off, out_len - out_off);
@@ -449,6 +499,7 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 			if (n > 0)
 				out_off += (size_t)n;
 		}
+readable:
 		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
 			n = read(fd, in, sizeof(in));
 			if (n < 0 && errno != EAGAIN && errno != EINTR)
@@ -466,9 +517,17 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 					return 1;
 				}
 				stream_hash(&rx, in, (size_t)n);
+				if (progress_every && rx.count / progress_every > marks) {
+					marks = rx.count / progress_every;
+					printf("progress echoed=%" PRIu64 " sent=%" PRIu64 "\n",
+					       rx.count, tx.count);
+					fflush(stdout);
+					held = sync_marks && tx.count < bytes;
+				}
 			}
 		}
 	}
+#undef p
 	report("sent ", &tx);
 	report("received ", &rx);
 	return stream_digest(&tx) == stream_digest(&rx) && tx.count == rx.count ? 0 : 1;
@@ -751,6 +810,245 @@ static int do_echo(int fd, uint64_t bytes, size_t block)
 	return bytes && s.count != bytes;
 }
 
+/*
+ * hold: a host program that connects and never reads.  Prints "connected",
+ * waits for a line (or end of file) on stdin, prints "unread=N" (the bytes
+ * queued in its socket that it never read) and exits: its close discards them.
+ */
+static int do_hold(int fd)
+{
+	int unread = 0;
+	char c;
+
+	printf("connected\n");
+	fflush(stdout);
+	while (read(STDIN_FILENO, &c, 1) == 1 && c != '\n')
+		;
+	if (ioctl(fd, FIONREAD, &unread) < 0)
+		die("FIONREAD");
+	printf("unread=%d\n", unread);
+	fflush(stdout);
+	return 0;
+}
+
+/*
+ * Tagged records for several writers through one open file.  Record @seq of
+ * writer @w is one write() of "R<w:2 hex><seq:6 hex><len:4 hex>:", then
+ * len - 15 bytes of a stream seeded by (w, seq), then "\n": 32 to 4096 bytes
+ * (within PIPE_BUF, so that a writer's record is never split by another's).
+ */
+#define REC_HDR 14
+#define REC_MIN 32
+#define REC_MAX 4096
+#define REC_WRITERS_MAX 64
+
+static uint64_t rec_seed(unsigned int w, unsigned int seq)
+{
+	return hash_mix(hash_mix(0x9e3779b97f4a7c15ULL, w + 1), seq + 1) | 1;
+}
+
+static size_t rec_len(unsigned int w, unsigned int seq)
+{
+	return REC_MIN + (size_t)(rec_seed(w, seq) % (REC_MAX - REC_MIN + 1));
+}
+
+static size_t rec_make(unsigned char *buf, unsigned int w, unsigned int seq)
+{
+	size_t len = rec_len(w, seq);
+	struct stream s;
+	char hdr[REC_HDR + 1];
+
+	snprintf(hdr, sizeof(hdr), "R%02x%06x%04zx:", w & 0xff, seq & 0xffffff, len);
+	memcpy(buf, hdr, REC_HDR);
+	stream_init(&s, rec_seed(w, seq));
+	stream_fill(&s, buf + REC_HDR, len - REC_HDR - 1);
+	buf[len - 1] = '\n';
+	return len;
+}
+
+struct rec_writer {
+	int fd;
+	unsigned int id, count;
+	unsigned int short_writes;
+	int error;
+};
+
+static void *rec_write_all(void *arg)
+{
+	struct rec_writer *wr = arg;
+	unsigned char buf[REC_MAX];
+
+	for (unsigned int seq = 0; seq < wr->count; seq++) {
+		size_t len = rec_make(buf, wr->id, seq), off = 0;
+
+		while (off < len) {
+			ssize_t n = write(wr->fd, buf + off, len - off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				wr->error = errno;
+				return NULL;
+			}
+			if ((size_t)n < len - off)
+				wr->short_writes++;
+			off += (size_t)n;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * records: @procs processes (forked after one open(), so they share the open
+ * file like a shell's >&3) of @threads threads each write @count records.
+ * Prints "records writers=N count=R bytes=B" once all are written.
+ */
+static int do_records(int fd, unsigned int procs, unsigned int threads, unsigned int count)
+{
+	unsigned int nw = procs * threads, p, t;
+	uint64_t total = 0;
+	int status = 0;
+
+	if (!nw || nw > REC_WRITERS_MAX || count > 0xffffff)
+		usage(2);
+	for (unsigned int w = 0; w < nw; w++)
+		for (unsigned int seq = 0; seq < count; seq++)
+			total += rec_len(w, seq);
+	fflush(stdout);
+	for (p = 0; p < procs; p++) {
+		pid_t pid = p + 1 < procs ? fork() : 0;
+
+		if (pid < 0)
+			die("fork");
+		if (pid > 0)
+			continue;
+		/* The last writer group runs in this process, the others in children. */
+		struct rec_writer wr[REC_WRITERS_MAX];
+		pthread_t tid[REC_WRITERS_MAX];
+		int bad = 0;
+
+		for (t = 0; t < threads; t++) {
+			wr[t] = (struct rec_writer){ .fd = fd, .id = p * threads + t, .count = count };
+			if (pthread_create(&tid[t], NULL, rec_write_all, &wr[t]) != 0)
+				die("pthread_create");
+		}
+		for (t = 0; t < threads; t++) {
+			pthread_join(tid[t], NULL);
+			if (wr[t].error) {
+				fprintf(stderr, "vmc-xfer: writer %u: write: %s\n", wr[t].id,
+					strerror(wr[t].error));
+				bad = 1;
+			}
+			if (wr[t].short_writes)
+				fprintf(stderr, "vmc-xfer: writer %u: %u short writes\n", wr[t].id,
+					wr[t].short_writes);
+		}
+		if (p + 1 < procs)
+			_exit(bad);
+		status |= bad;
+	}
+	for (p = 0; p + 1 < procs; p++) {
+		int ws;
+
+		if (wait(&ws) < 0)
+			die("wait");
+		if (!WIFEXITED(ws) || WEXITSTATUS(ws))
+			status = 1;
+	}
+	printf("records writers=%u count=%u bytes=%" PRIu64 "\n", nw, count, total);
+	return status;
+}
+
+/*
+ * records-check: reads until end of file (with --block and --delay: slowly)
+ * and checks the stream is made of whole records, each writer's in order,
+ * every record of @writers x @count exactly once.  Prints
+ * "records ok=K missing=M bytes=B" (and what went wrong on stderr).
+ */
+static int do_records_check(int fd, unsigned int writers, unsigned int count, size_t block)
+{
+	unsigned char *buf = xmalloc(block + REC_MAX), want[REC_MAX];
+	unsigned int next[REC_WRITERS_MAX] = { 0 };
+	uint64_t bytes = 0, expected = 0, ok = 0, garbled_at = UINT64_MAX;
+	size_t have = 0;
+	int bad = 0;
+
+	if (!writers || writers > REC_WRITERS_MAX)
+		usage(2);
+	for (unsigned int w = 0; w < writers; w++)
+		for (unsigned int seq = 0; seq < count; seq++)
+			expected += rec_len(w, seq);
+	for (;;) {
+		ssize_t n = read(fd, buf + have, block);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("read");
+		if (n == 0)
+			break;
+		bytes += (uint64_t)n;
+		if (delay_ms)
+			sleep_ms(delay_ms);
+		if (garbled_at != UINT64_MAX)
+			continue;
+		have += (size_t)n;
+		/* Whole records from the front of buf. */
+		size_t off = 0;
+
+		while (have - off >= REC_HDR) {
+			unsigned int w, seq, len;
+			char hdr[REC_HDR + 1];
+
+			memcpy(hdr, buf + off, REC_HDR);
+			hdr[REC_HDR] = '\0';
+			if (sscanf(hdr, "R%2x%6x%4x:", &w, &seq, &len) != 3 || hdr[REC_HDR - 1] != ':' ||
+			    w >= writers || seq >= count || len != rec_len(w, seq)) {
+				garbled_at = bytes - (uint64_t)(have - off);
+				break;
+			}
+			if (have - off < len)
+				break;
+			rec_make(want, w, seq);
+			if (memcmp(buf + off, want, len) != 0) {
+				garbled_at = bytes - (uint64_t)(have - off);
+				break;
+			}
+			if (seq != next[w]) {
+				fprintf(stderr, "vmc-xfer: writer %u: record %u after %u (%s)\n", w, seq,
+					next[w] ? next[w] - 1 : 0,
+					seq < next[w] ? "duplicate or reordered" : "records lost");
+				bad = 1;
+			}
+			if (seq >= next[w]) {
+				ok += seq == next[w];
+				next[w] = seq + 1;
+			}
+			off += len;
+		}
+		if (garbled_at != UINT64_MAX) {
+			have = 0;
+			continue;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+	}
+	if (garbled_at != UINT64_MAX) {
+		fprintf(stderr, "vmc-xfer: not a whole record at byte %" PRIu64
+			" (bytes lost, or a write() split by another writer's)\n", garbled_at);
+		bad = 1;
+	} else if (have) {
+		fprintf(stderr, "vmc-xfer: %zu bytes of an incomplete record at the end\n", have);
+		bad = 1;
+	}
+	uint64_t missing = (uint64_t)writers * count - ok;
+
+	printf("records ok=%" PRIu64 " missing=%" PRIu64 " bytes=%" PRIu64 " expected_bytes=%"
+	       PRIu64 "\n", ok, missing, bytes, expected);
+	free(buf);
+	return bad || missing || bytes != expected;
+}
+
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
@@ -761,6 +1059,10 @@ static _Noreturn void usage(int status)
 		"       vmc-xfer ping --count N [--size B] [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo [--bytes N] [--block B] [--wait SECS] TARGET\n"
 		"       vmc-xfer wait --wait SECS PATH\n"
+		"       vmc-xfer hold [--wait SECS] TARGET\n"
+		"       vmc-xfer records --count R [--procs P] [--threads T] [--wait SECS] TARGET\n"
+		"       vmc-xfer records-check --writers N --count R [--block B] [--delay MS]\n"
+		"                     [--wait SECS] TARGET\n"
 		"TARGET is a vmchannel device node, a channel's host Unix socket, - (stdin),\n"
 		"vsock-listen:PORT (a guest accepting one vsock connection) or\n"
 		"hvsock:PATH:PORT (the host reaching that port through vhost-device-vsock's\n"
@@ -772,7 +1074,17 @@ static _Noreturn void usage(int status)
 		"echo and prints round-trip percentiles in microseconds.\n"
 		"--timing adds \"timing secs=S mbps=R\", from the first byte read to the last.\n"
 		"--slow reads 16 KiB at a time and pauses 200 us after each read; --linger\n"
-		"keeps the connection open after sending, until killed.\n"
+		"keeps the connection open after sending, until killed; --delay MS pauses\n"
+		"MS milliseconds after each read (recv, records-check).\n"
+		"echo-check --progress N prints \"progress echoed=B\" each N bytes echoed;\n"
+		"--stall SECS fails when nothing moves for SECS seconds; --sync stops sending\n"
+		"at each progress mark until a line comes on stdin (still reading).\n"
+		"hold connects, prints \"connected\", never reads, and on a line or end of\n"
+		"file on stdin prints \"unread=N\" (bytes it left in its socket) and exits.\n"
+		"records: P processes sharing one open file (forked after open), T threads\n"
+		"each, write R tagged records each, one write() per record (32..4096\n"
+		"bytes); records-check reads them and checks every record arrived whole,\n"
+		"in its writer's order, exactly once, and the byte total.\n"
 		"Prints bytes=N hash=HEX for each direction; exit 0 on success.\n");
 	exit(status);
 }
@@ -812,10 +1124,18 @@ int main(int argc, char **argv)
 		{ "slow", no_argument, NULL, 'S' },
 		{ "linger", no_argument, NULL, 'L' },
 		{ "timing", no_argument, NULL, 'T' },
+		{ "delay", required_argument, NULL, 'd' },
+		{ "progress", required_argument, NULL, 'p' },
+		{ "stall", required_argument, NULL, 't' },
+		{ "sync", no_argument, NULL, 'y' },
+		{ "procs", required_argument, NULL, 'P' },
+		{ "threads", required_argument, NULL, 'H' },
+		{ "writers", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	uint64_t bytes = 0, seed = 1, block = CHUNK, count = 0, size = 64;
+	uint64_t procs = 1, threads = 1, writers = 0;
 	double wait = 0;
 	bool verify = false, slow = false, linger = false, timing = false;
 	struct lane *lanes;
@@ -841,6 +1161,13 @@ int main(int argc, char **argv)
 		case 'S': slow = true; break;
 		case 'L': linger = true; break;
 		case 'T': timing = true; break;
+		case 'd': delay_ms = (unsigned int)parse_size(optarg); break;
+		case 'p': progress_every = parse_size(optarg); break;
+		case 't': stall_secs = atof(optarg); break;
+		case 'y': sync_marks = true; break;
+		case 'P': procs = parse_size(optarg); break;
+		case 'H': threads = parse_size(optarg); break;
+		case 'W': writers = parse_size(optarg); break;
 		case 'h': usage(0);
 		default: usage(2);
 		}
@@ -881,5 +1208,11 @@ int main(int argc, char **argv)
 		return do_ping(fd, count, size, seed);
 	if (!strcmp(mode, "echo"))
 		return do_echo(fd, bytes, block);
+	if (!strcmp(mode, "hold"))
+		return do_hold(fd);
+	if (!strcmp(mode, "records") && count && procs * threads <= REC_WRITERS_MAX)
+		return do_records(fd, (unsigned int)procs, (unsigned int)threads, (unsigned int)count);
+	if (!strcmp(mode, "records-check") && count && writers)
+		return do_records_check(fd, (unsigned int)writers, (unsigned int)count, block);
 	usage(2);
 }
