@@ -18,6 +18,7 @@
  *   ID r C LEN MS      -> ID r RET ERRNO CONN OFFSET  (RET 0: end of file of
  *                         connection CONN after OFFSET bytes)
  *                      or ID bad TEXT (bytes that are not the stream)
+ *   0 finish           -> a kmemleak scan, its report as K lines, then "0 finished"
  *   0 quit             -> exits
  * Unsolicited: "K TEXT" (a kernel log record).
  */
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -289,6 +291,33 @@ static int find_port(const char *name, char *dev, size_t size)
 	return found;
 }
 
+/* A kmemleak scan now (if the kernel has kmemleak): its report as K lines. */
+static void kmemleak_scan(void)
+{
+	const char *path = "/sys/kernel/debug/kmemleak";
+	char buf[4096];
+	FILE *f;
+	int fd;
+
+	mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	fd = open(path, O_WRONLY);
+	if (fd < 0) {
+		reply("0 finished no kmemleak (%s)", strerror(errno));
+		return;
+	}
+	if (write(fd, "scan", 4) != 4)
+		reply("K kmemleak scan failed: %s", strerror(errno));
+	close(fd);
+	f = fopen(path, "r");
+	while (f && fgets(buf, sizeof(buf), f)) {
+		buf[strcspn(buf, "\n")] = 0;
+		reply("K %.500s", buf);
+	}
+	if (f)
+		fclose(f);
+	reply("0 finished");
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -414,6 +443,10 @@ int main(int argc, char **argv)
 				*nl = 0;
 				if (sscanf(line, "%lu %15s %u", &id, op, &ch) >= 2 && !strcmp(op, "quit"))
 					return 0;
+				if (sscanf(line, "%lu %15s %u", &id, op, &ch) >= 2 && !strcmp(op, "finish")) {
+					kmemleak_scan();
+					goto next;
+				}
 				if (sscanf(line, "%lu %15s %u", &id, op, &ch) == 3 && ch < nchans) {
 					struct chan *c = &chans[ch];
 
@@ -429,6 +462,7 @@ int main(int argc, char **argv)
 				} else {
 					reply("%lu bad unparsable command '%s'", id, line);
 				}
+next:
 				line_len -= (size_t)(nl + 1 - line);
 				memmove(line, nl + 1, line_len);
 				line[line_len] = 0;

@@ -146,6 +146,7 @@ static char *tail[LOG_TAIL];
 static unsigned tail_next;
 static double t0, stopped_total, stopped_at = -1, cont_at;
 static unsigned long next_id = 1;
+static bool finished;
 static char ctl_buf[65536];
 static size_t ctl_len;
 
@@ -401,13 +402,14 @@ static void on_read_reply(struct chan *c, long ret, int e, uint32_t conn, uint64
 
 static void kernel_log(const char *msg)
 {
+	/* What lockdep, KASAN, UBSAN, kmemleak, the hung task and lockup
+	 * detectors, DEBUG_ATOMIC_SLEEP, DEBUG_LIST, WARN and BUG print. */
 	static const char *const bad[] = {
-		"BUG:", "WARNING:", "KASAN", "kasan", "UBSAN", "lockdep", "possible circular",
-		"possible recursive", "inconsistent lock", "sleeping function called",
-		"scheduling while atomic", "INFO: task", "blocked for more than", "soft lockup",
-		"hard LOCKUP", "kmemleak", "Oops", "general protection", "Call Trace",
-		"rcu_sched self-detected", "rcu: INFO", "list_add corruption", "list_del corruption",
-		"refcount_t:", "Kernel panic",
+		"BUG:", "WARNING:", "UBSAN:", "DEBUG_LOCKS_WARN_ON", "INFO: task",
+		"blocked for more than", "soft lockup", "hard LOCKUP", "suspected memory leak",
+		"unreferenced object", "Oops", "general protection", "Call Trace:",
+		"rcu: INFO:", "self-detected stall", "list_add corruption", "list_del corruption",
+		"refcount_t:", "Kernel panic", "kernel BUG", "stack-protector", "double fault",
 	};
 	size_t i;
 
@@ -434,6 +436,11 @@ static void on_ctl_line(char *line)
 		fail("agent: %s", line + n);
 	if (!strcmp(word, "hello"))
 		return;
+	if (!strcmp(word, "finished")) {
+		finished = true;
+		logf_("agent: %s", line);
+		return;
+	}
 	c = chan_of_cmd(id);
 	if (!c)
 		fail("agent answered unknown command %lu: '%s'", id, line);
@@ -1248,6 +1255,17 @@ int main(int argc, char **argv)
 			break;
 		loop_once(10);
 		checks();
+	}
+	/* A last kmemleak scan in the guest (slow under TCG with KASAN). */
+	ctl_send("0 finish");
+	{
+		double deadline = now() + 600;
+
+		while (!finished) {
+			if (now() > deadline)
+				fail("the guest's final kmemleak scan did not end within 600 s");
+			loop_once(100);
+		}
 	}
 	ctl_send("0 quit");
 	logf_("passed");
