@@ -5,7 +5,15 @@
 # vmchannel.ko in the guest, vmchanneld on the host.  One line per test,
 # "PASS <kernel> <test>" or "FAIL <kernel> <test>: why", then "N passed, N failed".
 #
-#   userspace-tests/e2e/run.sh [--kernel 6.1|6.12]... [TEST]...
+#   userspace-tests/e2e/run.sh [--kernel 6.1|6.12]... [--budget SECS] [--no-asan] [TEST]...
+#
+# vmchanneld runs as its ASan/UBSan build (vm-run --asan) unless --no-asan: a
+# sanitizer report, or vmchanneld exiting badly, fails the test (vm-run exits
+# 123).  The whole run has a deadline (--budget, default VMC_E2E_BUDGET or
+# 3600 s): no guest runs past it, and tests not started by then FAIL as
+# skipped.  A test leaves nothing behind: its vm-run is stopped (which stops
+# its QEMU and vmchanneld by PID), its host helpers are killed by PID, and the
+# PIDs vm-run recorded are checked to be gone.
 set -uo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -14,48 +22,103 @@ XFER=$TOP/userspace-tests/tools/vmc-xfer
 PROBE=$TOP/userspace-tests/tools/vmc-probe
 WAIT=120        # seconds a host program waits for a channel socket
 TIMEOUT=300     # seconds a guest may run
+budget=${VMC_E2E_BUDGET:-3600}
+asan=1
 
 kernels=()
 tests=()
 while [ $# -gt 0 ]; do
     case $1 in
     --kernel) kernels+=("$2"); shift 2 ;;
+    --budget) budget=$2; shift 2 ;;
+    --no-asan) asan=0; shift ;;
     *) tests+=("$1"); shift ;;
     esac
 done
+[[ $budget =~ ^[0-9]+$ ]] || { echo "run.sh: --budget needs seconds" >&2; exit 2; }
+deadline=$((SECONDS + budget))
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
 all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload connect_endpoint stdio_endpoint hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation
-           sd_links sd_bindsto sd_agent sd_login)
+           sd_links sd_bindsto sd_agent sd_login
+           reopen_slow_reader pause_resume loss_reported concurrent_writers every_eof sd_suspend)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
 
 work=$(mktemp -d /tmp/vmc-e2e.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 passed=0
 failed=0
+guest_pid=
+bg_pids=()      # host helpers a test started in the background
+
+# stop_test: stops what the current test started, by PID: its vm-run (whose
+# exit trap stops its QEMU and vmchanneld) and its background helpers.
+stop_test() {
+    local pid
+    for pid in "${bg_pids[@]}"; do
+        kill "$pid" 2>/dev/null
+    done
+    if [ -n "$guest_pid" ] && kill -0 "$guest_pid" 2>/dev/null; then
+        kill "$guest_pid" 2>/dev/null
+    fi
+    for pid in "${bg_pids[@]}" $guest_pid; do
+        wait "$pid" 2>/dev/null
+    done
+    bg_pids=()
+    qmp_close
+}
+
+# left_behind: the QEMU and vmchanneld PIDs vm-run recorded that still run
+# (checked by their command line, not to mistake a reused PID); kills them.
+left_behind() {
+    local f pid found=
+    for f in "$work"/pids/*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f" 2>/dev/null) || continue
+        case $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") in
+        *qemu-system*|*vmchanneld*)
+            found+=" ${f##*/}=$pid"
+            kill -KILL "$pid" 2>/dev/null ;;
+        esac
+    done
+    [ -z "$found" ] || { echo "left behind:$found"; return 1; }
+}
+trap 'stop_test; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
 
 # guest KERNEL GUEST-COMMAND: starts a guest serving channel "t" (and "echo",
 # and any in $extra_channels) in the background; its output goes to
 # $work/guest.out, its status to $work/guest.status.
 extra_channels=()
 extra_vm_args=()
+# vm-run's PID is $guest_pid (stop_test stops it); it writes the PIDs of QEMU
+# and vmchanneld to $work/pids.  A guest may run TIMEOUT seconds, and not past
+# the run's deadline.
 guest() {
-    local kernel=$1
+    local kernel=$1 limit=$TIMEOUT
     shift
-    rm -rf "$work/ep" "$work/guest.out" "$work/guest.status"
-    mkdir -p "$work/ep"
-    ( "$VM_RUN" --kernel "$kernel" --timeout "$TIMEOUT" --endpoint-dir "$work/ep" \
-        --channel t --channel echo "${extra_channels[@]}" "${extra_vm_args[@]}" -- "$@" >"$work/guest.out" 2>&1
-      echo $? >"$work/guest.status" ) &
+    rm -rf "$work/ep" "$work/guest.out" "$work/guest.status" "$work/pids"
+    mkdir -p "$work/ep" "$work/pids"
+    [ $((deadline - SECONDS)) -lt "$limit" ] && limit=$((deadline - SECONDS))
+    [ "$limit" -gt 0 ] || limit=1
+    local -a asan_arg=()
+    [ "$asan" = 1 ] && asan_arg=(--asan)
+    "$VM_RUN" --kernel "$kernel" --timeout "$limit" --endpoint-dir "$work/ep" \
+        --pid-dir "$work/pids" "${asan_arg[@]}" \
+        --channel t --channel echo "${extra_channels[@]}" "${extra_vm_args[@]}" -- "$@" \
+        >"$work/guest.out" 2>&1 </dev/null &
     guest_pid=$!
 }
 
-# guest_done: waits for the guest and succeeds when its command exited 0.
+# guest_done: waits for the guest and succeeds when its command exited 0 (and
+# vm-run saw vmchanneld end well).
 guest_done() {
-    wait "$guest_pid"
-    [ "$(cat "$work/guest.status" 2>/dev/null)" = 0 ]
+    local status=0
+    wait "$guest_pid" || status=$?
+    guest_pid=
+    echo "$status" >"$work/guest.status"
+    [ "$status" = 0 ]
 }
 
 # The hash line vmc-xfer printed for a direction ("sent"/"received").
@@ -217,9 +280,9 @@ t_sighup_reload() {
         '"$XFER"' wait --wait 60 /dev/vmchannel/second && echo "after SIGHUP:" $(ls /dev/vmchannel)'
     guest_ready || return 1
     printf 'channel second\n' >"$work/vmc.conf"
-    # vmchanneld is the child of vm-run, the child of the guest's subshell.
-    local runner daemon
-    runner=$(pgrep -P "$guest_pid") && daemon=$(pgrep -P "$runner" -x vmchanneld) &&
+    # vm-run recorded vmchanneld's PID.
+    local daemon
+    daemon=$(cat "$work/pids/vmchanneld1.pid" 2>/dev/null) &&
         kill -HUP "$daemon" || { why="no vmchanneld to signal"; return 1; }
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     expect_output "at boot: echo first t
@@ -708,14 +771,290 @@ t_sd_login() {
         { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
 }
 
+# bg_wait PID: waits for a helper started in the background (and listed in
+# bg_pids) and forgets it; returns its status.
+bg_wait() {
+    local status=0 p keep=()
+    wait "$1" || status=$?
+    for p in "${bg_pids[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    bg_pids=("${keep[@]}")
+    return "$status"
+}
+
+# --- QMP: one session per test on vm-run --qmp PATH, a socat coprocess.
+# qmp_open PATH, qmp JSON (reply in $qmp_reply; events met on the way are kept
+# in $work/qmp.events), qmp_event NAME (waits for it, bounded), qmp_close.
+QMP_PID=
+qmp_open() {
+    "$XFER" wait --wait "$WAIT" "$1" || { why="no QMP socket"; return 1; }
+    : >"$work/qmp.events"
+    coproc QMP { exec socat - "UNIX-CONNECT:$1"; }
+    bg_pids+=("$QMP_PID")
+    # Plain copies of the coprocess's pipes: subshells see those.
+    exec {qmp_in}>&"${QMP[1]}" {qmp_out}<&"${QMP[0]}"
+    local greeting
+    read -r -t 60 -u "$qmp_out" greeting && [[ $greeting == *QMP* ]] ||
+        { why="no QMP greeting"; return 1; }
+    qmp '{"execute":"qmp_capabilities"}'
+}
+qmp() {
+    local line
+    (printf '%s\n' "$1" >&"$qmp_in") 2>/dev/null || { why="QMP gone"; return 1; }
+    while read -r -t 60 -u "$qmp_out" line; do
+        case $line in
+        *'"event"'*) printf '%s\n' "$line" >>"$work/qmp.events" ;;
+        *'"return"'*) qmp_reply=$line; return 0 ;;
+        *'"error"'*) qmp_reply=$line; why="QMP $1: $line"; return 1 ;;
+        esac
+    done
+    why="no QMP reply to $1"
+    return 1
+}
+qmp_event() {
+    local line end=$((SECONDS + ${2:-120}))
+    grep -q "\"event\": *\"$1\"" "$work/qmp.events" 2>/dev/null && return 0
+    while [ "$SECONDS" -lt "$end" ] && read -r -t $((end - SECONDS + 1)) -u "$qmp_out" line; do
+        printf '%s\n' "$line" >>"$work/qmp.events"
+        [[ $line == *"\"event\": \"$1\""* || $line == *"\"event\":\"$1\""* ]] && return 0
+    done
+    why="no QMP event $1 within ${2:-120} s (events: $(grep -o '"event": *"[A-Z_]*"' "$work/qmp.events" | tr '\n' ' '))"
+    return 1
+}
+qmp_close() {
+    [ -n "${QMP_PID:-}" ] || return 0
+    exec {qmp_in}>&- {qmp_out}<&- 2>/dev/null
+    kill "$QMP_PID" 2>/dev/null
+    wait "$QMP_PID" 2>/dev/null
+    QMP_PID=
+}
+
+# --- Delivery rules (issue 12): each fails on bd36cf7.
+
+# Shell redirection twice, with a slow host reader (64 KiB every 20 ms): the
+# first connection gets all 2 MiB of f (same checksum as the guest's file) and
+# its end of file, the next connection "tail".  (bd36cf7 dropped what
+# vmchanneld still held for the first session when the guest opened again.)
+t_reopen_slow_reader() {
+    guest "$1" sh -c 'head -c 2M /dev/urandom >/tmp/f && '"$XFER"' recv - </tmp/f || exit 1
+        cat /tmp/f >/dev/vmchannel/t; echo tail >/dev/vmchannel/t'
+    "$XFER" recv --block 64K --delay 20 --wait "$WAIT" "$work/ep/t.sock" >"$work/host.out" ||
+        { why="host receive failed: $(tail -n1 "$work/host.out")"; return 1; }
+    local second
+    second=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local want got
+    want=$(hash_of received "$work/guest.out")
+    got=$(hash_of received "$work/host.out")
+    [ -n "$want" ] && [ "$got" = "$want" ] ||
+        { why="f is '$want', the first connection got '$got'${second:+, then '$second'}"; return 1; }
+    [ "$second" = tail ] || { why="the second connection got '${second:0:100}', not 'tail'"; return 1; }
+}
+
+# echo_stream_with PROGRESS-ACTION BYTES [--sync]: runs vmc-xfer echo-check on
+# the echo channel in the background and calls PROGRESS-ACTION N at its N-th
+# progress line (every 1 MiB echoed); the stream's outcome goes to
+# $work/host.out.  With --sync, echo-check sends nothing more after a mark
+# until the action writes a line to fd $xfer_in (it still reads).
+echo_stream_with() {
+    local action=$1 bytes=$2 line n=0 fd xfer
+    rm -f "$work/xfer.in"
+    mkfifo "$work/xfer.in"
+    exec {fd}< <(exec "$XFER" echo-check --bytes "$bytes" --seed 17 --progress 1M --stall 60 \
+        ${3:-} --wait "$WAIT" "$work/ep/echo.sock" 2>&1 <"$work/xfer.in")
+    xfer=$!
+    bg_pids+=("$xfer")
+    exec {xfer_in}>"$work/xfer.in"
+    : >"$work/host.out"
+    while read -r -u "$fd" line; do
+        printf '%s\n' "$line" >>"$work/host.out"
+        case $line in
+        progress*) n=$((n + 1)); "$action" "$n" || { exec {fd}<&- {xfer_in}>&-; return 1; } ;;
+        esac
+    done
+    exec {fd}<&- {xfer_in}>&-
+    bg_wait "$xfer" || { why="echo stream failed: $(grep -v '^progress' "$work/host.out" | tr '\n' ' ')"; return 1; }
+}
+
+# pause_at N: at the first three progress marks, QMP stop (the VM is paused
+# when it returns: query-status says so), then cont.
+pause_at() {
+    [ "$1" -le 3 ] || return 0
+    qmp '{"execute":"stop"}' && qmp '{"execute":"query-status"}' || return 1
+    [[ $qmp_reply == *'"status": "paused"'* ]] || { why="after stop: $qmp_reply"; return 1; }
+    qmp '{"execute":"cont"}' || return 1
+    pauses=$((pauses + 1))
+}
+
+# The guest echoes with cat on one open file; the host streams 6 MiB and reads
+# it back on one connection, with QMP stop and cont after the 1st, 2nd and 3rd
+# MiB: every byte after each pause still echoes, checksums equal.  (bd36cf7's
+# vmchanneld ended every session when QEMU stopped the rings.)
+t_pause_resume() {
+    local -a extra_vm_args=(--qmp "$work/qmp.sock")
+    local pauses=0
+    guest "$1" sh -c 'exec 3<>/dev/vmchannel/echo; cat <&3 >&3'
+    qmp_open "$work/qmp.sock" || return 1
+    echo_stream_with pause_at 6M || { why="after $pauses pause(s): $why"; return 1; }
+    [ "$pauses" = 3 ] || { why="only $pauses pauses"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local sent got
+    sent=$(hash_of sent "$work/host.out")
+    got=$(hash_of received "$work/host.out")
+    [ -n "$sent" ] && [ "$sent" = "$got" ] || { why="sent '$sent', echoed '$got'"; return 1; }
+}
+
+# A host client that connects and never reads, while the guest writes up to
+# 1 MiB (until its writes stall), then disconnects: the guest reads that
+# connection's end of file, and its next write fails with ECONNRESET, once;
+# the write after that is not refused for it, and the next host connection
+# gets exactly the guest's next line.  (bd36cf7 discarded the bytes silently.)
+t_loss_reported() {
+    guest "$1" "$PROBE" loss --ready /dev/vmchannel/echo /dev/vmchannel/t
+    guest_ready || return 1
+    rm -f "$work/hold.in"
+    mkfifo "$work/hold.in"
+    "$XFER" hold "$work/ep/t.sock" <"$work/hold.in" >"$work/hold.out" 2>&1 &
+    local holder=$!
+    bg_pids+=("$holder")
+    exec {hold_fd}>"$work/hold.in"
+    # The guest has written all it could when it says ready again.
+    guest_ready || { exec {hold_fd}>&-; return 1; }
+    echo >&"$hold_fd"
+    exec {hold_fd}>&-
+    bg_wait "$holder" || { why="host client: $(cat "$work/hold.out")"; return 1; }
+    guest_ready || return 1
+    local next
+    next=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local wrote unread
+    wrote=$(sed -n 's/^wrote=//p' "$work/guest.out")
+    unread=$(sed -n 's/^unread=//p' "$work/hold.out")
+    [ -n "$wrote" ] && [ -n "$unread" ] && [ "$wrote" -gt "$unread" ] ||
+        { why="the guest wrote '$wrote' bytes, the host left '$unread' unread: no loss to report"; return 1; }
+    [ "$(sed 1d "$work/guest.out" | tr '\n' '|')" = "read: end of file|write after the loss: Connection reset by peer|write again: Resource temporarily unavailable|write to the next connection: ok|" ] ||
+        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+    [ "$next" = after ] || { why="the next connection got '${next:0:100}', not 'after'"; return 1; }
+}
+
+# Six writers (two processes forked after one open(), three threads each)
+# write 300 tagged records each (32..4096 bytes, one write() per record)
+# through one open file while the host reads slowly (8 KiB every 2 ms): the
+# host gets every record exactly once, whole, in each writer's order, and the
+# exact byte total.  (bd36cf7 let writers spend the same credit: the device
+# dropped the excess.)
+t_concurrent_writers() {
+    guest "$1" "$XFER" records --count 300 --procs 2 --threads 3 /dev/vmchannel/t
+    "$XFER" records-check --writers 6 --count 300 --block 8K --delay 2 --wait "$WAIT" \
+        "$work/ep/t.sock" >"$work/host.out" 2>&1
+    local checked=$?
+    guest_done || { why="guest exited $(cat "$work/guest.status"); host: $(tr '\n' ' ' <"$work/host.out")"; return 1; }
+    [ "$checked" = 0 ] || { why="host: $(tr '\n' ' ' <"$work/host.out")"; return 1; }
+    grep -q "^records writers=6 count=300 bytes=$(sed -n 's/.* bytes=\([0-9]*\) .*/\1/p' "$work/host.out")\$" \
+        "$work/guest.out" || { why="guest: $(tr '\n' ' ' <"$work/guest.out")"; return 1; }
+}
+
+# While the guest does not read, six host programs connect and leave in turn
+# (three send a line, three send nothing); then the guest reads: exactly six
+# ends of file, each connection's bytes between them.  The host connects in
+# the background: the device may hold a later connection until the guest has
+# read earlier ends of file (VMCHANNEL_EOF_WINDOW).  (bd36cf7 merged ends of
+# file that queued up while the reader was busy.)
+t_every_eof() {
+    guest "$1" "$PROBE" eofs --count 6 --settle 4 --ready /dev/vmchannel/echo /dev/vmchannel/t
+    guest_ready || return 1
+    (
+        for d in '' two '' four five ''; do
+            { [ -z "$d" ] || printf '%s\n' "$d"; } |
+                timeout "$TIMEOUT" socat -u - "UNIX-CONNECT:$work/ep/t.sock" || exit 1
+        done
+    ) &
+    local hosts=$!
+    bg_pids+=("$hosts")
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    bg_wait "$hosts" || { why="a host connection failed"; return 1; }
+    expect_output "<eof>
+two
+<eof>
+<eof>
+four
+<eof>
+five
+<eof>
+<eof>"
+}
+
+# suspend_at N: at the first progress mark, the guest is told (channel t) to
+# suspend to RAM; QEMU reports SUSPEND; QMP system_wakeup wakes it.
+suspend_at() {
+    [ "$1" = 1 ] || return 0
+    printf 'suspend\n' | timeout 60 socat -u - "UNIX-CONNECT:$work/ep/t.sock" ||
+        { why="could not tell the guest to suspend"; return 1; }
+    qmp_event SUSPEND 120 || return 1
+    qmp '{"execute":"query-status"}' || return 1
+    [[ $qmp_reply == *'"status": "suspended"'* ]] || { why="after SUSPEND: $qmp_reply"; return 1; }
+    qmp '{"execute":"system_wakeup"}' || return 1
+    suspended=1
+    # In a subshell: a stream that already ended would SIGPIPE run.sh.
+    (echo continue >&"$xfer_in") 2>/dev/null || { why="the echo stream ended during the suspend"; return 1; }
+}
+
+# Systemd guest (virtio-blk root), q35 with S3: the guest echoes on one open
+# file while the host streams 4 MiB; once the first MiB came back the host
+# stops sending (bytes still in flight) and the guest suspends to RAM
+# (echo mem >/sys/power/state); QEMU says SUSPEND, system_wakeup, the host
+# sends the other 3 MiB: they echo on the same connection, checksums equal.  (bd36cf7's driver
+# had no .freeze/.restore.)  After the resume the guest touches no 9p share
+# (virtio-9p does not survive S3): its command runs from memory, its status
+# goes out on a serial port.
+t_sd_suspend() {
+    local -a extra_vm_args=(--systemd --s3 --qmp "$work/qmp.sock")
+    local suspended=0
+    guest "$1" bash -c '[ -w /sys/power/mem_sleep ] && echo deep >/sys/power/mem_sleep
+        exec 3<>/dev/vmchannel/echo
+        cat <&3 >&3 & echoer=$!
+        exec 3<&-
+        read -r go </dev/vmchannel/t || exit 1
+        echo "suspending: $(cat /sys/power/mem_sleep)"
+        if echo mem >/sys/power/state; then echo resumed; else echo "suspend failed"; fi
+        wait $echoer; echo "echo loop: $?"'
+    qmp_open "$work/qmp.sock" || return 1
+    echo_stream_with suspend_at 4M --sync || { why="suspended=$suspended: $why"; return 1; }
+    [ "$suspended" = 1 ] || { why="never suspended"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local sent got
+    sent=$(hash_of sent "$work/host.out")
+    got=$(hash_of received "$work/host.out")
+    [ -n "$sent" ] && [ "$sent" = "$got" ] || { why="sent '$sent', echoed '$got'"; return 1; }
+    grep -q '^suspending: .*\[deep\]' "$work/guest.out" &&
+        [ "$(sed 1d "$work/guest.out" | tr '\n' '|')" = "resumed|echo loop: 0|" ] ||
+        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+}
+
 for kernel in "${kernels[@]}"; do
     for t in "${tests[@]}"; do
         why=
         start=$SECONDS
+        rm -f "$work/guest.out"
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            result "$kernel" "$t" 1 "skipped: the run's deadline (--budget $budget s) has passed"
+            continue
+        fi
+        if ! declare -F "t_$t" >/dev/null; then
+            result "$kernel" "$t" 1 "no such test"
+            continue
+        fi
+        guest_pid=
         "t_$t" "$kernel"
         status=$?
-        [ "$status" = 0 ] || kill "$guest_pid" 2>/dev/null
-        wait "$guest_pid" 2>/dev/null
+        stop_test
+        if ! leftovers=$(left_behind); then
+            why="${why:+$why; }$leftovers"
+            status=1
+        fi
+        [ "$status" = 0 ] || [ "$SECONDS" -lt "$deadline" ] ||
+            why="${why:+$why; }the run's deadline (--budget $budget s) passed during the test"
         result "$kernel" "$t" "$status" "$why"
         echo "    ($((SECONDS - start)) s)"
     done
