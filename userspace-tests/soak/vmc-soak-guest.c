@@ -47,7 +47,7 @@ struct chan {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	char cmd[512];		/* pending command, "" when idle */
+	char cmd[512];		/* command not yet taken by the worker, or "" */
 	int busy;		/* running a command */
 	int64_t deadline_ms;	/* 0: none */
 	int fd;
@@ -221,7 +221,9 @@ static void run(struct chan *c, const char *cmd)
 		if (r > 0) {
 			if (check_read(c, id, c->buf, (size_t)r) < 0)
 				return;
-			reply("%lu r %zd 0 %u %" PRIu64, id, r, c->have_hdr ? c->conn : 0u, c->rpos);
+			/* CONN 0: in the middle of a connection's header. */
+			reply("%lu r %zd 0 %u %" PRIu64, id, r, c->have_hdr ? c->conn : 0u,
+			      c->have_hdr ? c->rpos : 0);
 		} else if (r == 0) {
 			if (!c->have_hdr && c->hdr_len) {
 				reply("%lu bad end of file inside a connection header (%u bytes)", id, c->hdr_len);
@@ -248,12 +250,14 @@ static void *worker(void *arg)
 		pthread_mutex_lock(&c->lock);
 		while (!c->cmd[0])
 			pthread_cond_wait(&c->cond, &c->lock);
+		/* Taken at once: the host may send the next command as soon as
+		 * this one's answer is out, before run() returns. */
 		snprintf(cmd, sizeof(cmd), "%s", c->cmd);
+		c->cmd[0] = 0;
 		c->busy = 1;
 		pthread_mutex_unlock(&c->lock);
 		run(c, cmd);
 		pthread_mutex_lock(&c->lock);
-		c->cmd[0] = 0;
 		c->busy = 0;
 		pthread_mutex_unlock(&c->lock);
 	}

@@ -326,6 +326,9 @@ static void session_final_check(struct chan *c, struct gsess *s)
 {
 	if (!s->closed || !s->end_known || s->pending)
 		return;
+	logf_("%s: guest session %" PRIu64 " over: write() accepted %" PRIu64 ", its last host "
+	      "connection ended at %" PRIu64 "%s", c->name, s->no, s->accepted, s->dev_end,
+	      s->host_discs ? " (host disconnects during it)" : "");
 	if (s->dev_end != s->accepted && !s->host_discs)
 		fail("%s: guest session %" PRIu64 " ended with %" PRIu64
 		     " bytes accepted by write(), its host connection got %" PRIu64
@@ -374,6 +377,8 @@ static void on_read_reply(struct chan *c, long ret, int e, uint32_t conn, uint64
 	}
 	if (nohdr)
 		fail("%s: end of file before any byte of a host connection (none was empty)", c->name);
+	if (!conn)
+		return;		/* the read ended inside a connection's header */
 	h = conn_no(c, conn);
 	if (conn < c->last_rconn)
 		fail("%s: host connection %u's bytes after connection %u's", c->name, conn, c->last_rconn);
@@ -1231,11 +1236,18 @@ int main(int argc, char **argv)
 		if (stopped_at >= 0 && now() >= cont_at)
 			cont_vm();
 		if (now() >= next_event) {
-			enum ev e = pick_event();
-			struct chan *c = &chans[rnd() % nchans];
+			unsigned tries;
 
-			if (event(e, c))
-				ev_count[e]++;
+			/* Picks until one applies (a busy channel takes no guest event). */
+			for (tries = 0; tries < 16; tries++) {
+				enum ev e = pick_event();
+				struct chan *c = &chans[rnd() % nchans];
+
+				if (event(e, c)) {
+					ev_count[e]++;
+					break;
+				}
+			}
 			/* Random pauses between events: mostly short, sometimes long. */
 			next_event = now() + (rnd() % 8 ? (double)rnd_range(0, 50) : (double)rnd_range(50, 1500)) / 1000;
 		}
