@@ -6,13 +6,15 @@
 #   make check     everything CI runs; ends with "N passed, N failed"
 #   make demo      boot a guest with channels hello and clipboard, round trips
 #   make e2e       only the end-to-end tests
+#   make soak      [SEED=N] [DURATION=30m] the randomized lifecycle soak on the
+#                  debug kernel (userspace-tests/soak/run; docs/testing.md)
 #   make bench     the benchmark (bench/run), results in bench/results/
 #   make bench-smoke  one small run of each benchmark figure
 #   make install   [DESTDIR= PREFIX= KREL=] see Makefile.install and docs/agents.md
 #   make uninstall the same files, removed
 #   make clean
 
-.PHONY: all host tools modules check unit e2e bench bench-smoke demo clean
+.PHONY: all host tools modules check unit e2e soak bench bench-smoke demo clean
 
 all: host tools modules
 
@@ -34,6 +36,11 @@ e2e: host tools
 check:
 	scripts/check
 
+SEED ?= $(shell date -u +%Y%m%d%H%M)
+DURATION ?= 30m
+soak: host
+	userspace-tests/soak/run --seed $(SEED) --duration $(DURATION)
+
 bench: host tools
 	bench/run
 
@@ -49,4 +56,5 @@ clean:
 	$(MAKE) -C host clean
 	$(MAKE) -C userspace-tests/tools clean
 	$(MAKE) -C userspace-tests/unit clean
+	$(MAKE) -C userspace-tests/soak clean
 	rm -rf build
