@@ -653,8 +653,13 @@ static bool conn_read(struct chan *c, struct hconn *h, size_t max)
 		else
 			fail("%s: read from host connection %u: %s", c->name, h->no, strerror(errno));
 	}
-	if (n == 0 && h->host_closed)
-		return false;	/* our own shutdown(SHUT_RD), not the device's end */
+	if (n == 0 && h->host_closed) {
+		/* Our own shutdown(SHUT_RD), not the device's end: what came
+		 * is all this connection gets. */
+		if (h->idlen && !h->sess)
+			identify(c, h, true);
+		return false;
+	}
 	if (n == 0) {
 		if (h->idlen && !h->sess)
 			identify(c, h, true);
@@ -698,8 +703,8 @@ static void host_disconnect(struct chan *c)
 		h->sess->host_discs++;
 		h->sess->reset_since_disc = false;
 	}
-	logf_("%s: host connection %u closed by the host (wrote %" PRIu64 ", read %" PRIu64 ")",
-	      c->name, h->no, h->written, h->sess ? h->pos : 0);
+	logf_("%s: host connection %u closed by the host (wrote %" PRIu64 ", read %s %" PRIu64 ")",
+	      c->name, h->no, h->written, h->sess ? "up to" : "", h->sess ? h->pos : 0);
 	conn_forget(c, h);
 }
 
