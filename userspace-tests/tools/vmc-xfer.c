@@ -456,9 +456,15 @@ static int do_echo_check(int fd, uint64_t bytes, uint64_t seed)
 
 		if (held) {
 			/* --sync: nothing more is sent until a line comes on stdin. */
-			r = poll(pfd, 2, -1);
+			r = poll(pfd, 2, stall_secs > 0 ? (int)(stall_secs * 1000) : -1);
 			if (r < 0 && errno != EINTR)
 				die("poll");
+			if (r == 0) {
+				fprintf(stderr, "vmc-xfer: stalled: held at a mark, no line on stdin"
+					" for %g s; sent %" PRIu64 ", echoed %" PRIu64 " of %" PRIu64
+					" bytes\n", stall_secs, tx.count, rx.count, bytes);
+				return 1;
+			}
 			if (r > 0 && pfd[1].revents) {
 				char c;
 
