@@ -70,6 +70,8 @@ int vmc_chan_open_endpoint(struct vmc_chan *ch, const char *connect_path);
 void vmc_chan_close_endpoint(struct vmc_chan *ch);
 /* The host program still takes guest bytes. */
 bool vmc_chan_host_takes(const struct vmc_chan *ch);
+/* Notices at once a host program that has hung up (before credit is offered for it). */
+void vmc_chan_host_check(struct vmc_chan *ch);
 /* The connection can neither give nor take more, as the state sees it. */
 bool vmc_chan_host_gone(const struct vmc_chan *ch);
 void vmc_chan_close_client(struct vmc_chan *ch);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,17 +164,41 @@ void vmc_chan_update_watch(struct vmc_chan *ch)
 	loop_set_events(&ch->client_watch, events);
 }
 
+/* Fully closed: whatever it sent can still be read, without epoll. */
+static void chan_client_hung_up(struct vmc_chan *ch)
+{
+	loop_unwatch(&ch->client_watch);
+	ch->client_hup = true;
+	if (ch->client_out_fd < 0)
+		host_stopped_taking(ch);
+}
+
+/*
+ * Learns now, not on the loop's next round, whether the host program has
+ * hung up already, so that no session is offered credit for a connection
+ * that can no longer take a byte.  A connection accepted from the backlog
+ * may have been closed long before (the host program connected, wrote and
+ * left while an earlier one was served), and epoll reports that only after
+ * the OPEN or HOST_CONNECT we are about to send: the guest would write on
+ * that credit and its bytes would be discarded as lost (F_DATA_LOST), a
+ * loss in a session no host program of which went away.
+ */
+void vmc_chan_host_check(struct vmc_chan *ch)
+{
+	struct pollfd pfd = { .fd = ch->client_fd };
+
+	if (ch->client_fd < 0 || ch->client_hup)
+		return;
+	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+		chan_client_hung_up(ch);
+}
+
 static void chan_client_ready(void *opaque, uint32_t events)
 {
 	struct vmc_chan *ch = opaque;
 
-	if (events & (EPOLLHUP | EPOLLERR)) {
-		/* Fully closed: whatever it sent can still be read, without epoll. */
-		loop_unwatch(&ch->client_watch);
-		ch->client_hup = true;
-		if (ch->client_out_fd < 0)
-			host_stopped_taking(ch);
-	}
+	if (events & (EPOLLHUP | EPOLLERR))
+		chan_client_hung_up(ch);
 	vmc_chan_flush(ch);
 	vmc_chan_pump(ch);
 }
@@ -200,6 +225,7 @@ static void chan_attach_client(struct vmc_chan *ch, int fd)
 		return;
 	}
 	log_info("channel %s: host program connected", ch->name);
+	vmc_chan_host_check(ch);
 	vmc_chan_event(ch, CHAN_EV_HOST_CONNECTS, 0);
 }
 

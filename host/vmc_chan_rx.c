@@ -193,6 +193,9 @@ bool vmc_chan_send_owed(struct vmc_chan *ch)
 {
 	bool sent = false;
 
+	/* These carry our credit for the connection: it must still be there. */
+	if (ch->owed & (VMC_OWE_OPEN | VMC_OWE_CONNECT))
+		vmc_chan_host_check(ch);
 	if (ch->owed & VMC_OWE_OPEN) {
 		if (!send_ctrl(ch, VMCHANNEL_MSG_OPEN))
 			return sent;

@@ -578,6 +578,72 @@ static void test_data_without_host_lost(void)
 	guest_stop();
 }
 
+/* Connects to channel @name's socket and returns at once: the daemon has not accepted yet. */
+static int host_connect_queued(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s.sock", g.dir, name);
+	VMC_ASSERT_FATAL(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	return fd;
+}
+
+/*
+ * A host program that connected, wrote and left while an earlier one was
+ * served is accepted from the backlog already gone: the session gets no
+ * credit for it (soak seed 2: the guest wrote on that credit, its bytes were
+ * discarded and write() failed with ECONNRESET though no host connection of
+ * the session went away).  Its bytes and its end of stream still reach the
+ * guest, and the next host program gets the session's bytes.
+ */
+static void test_gone_before_accept_no_credit(void)
+{
+	char *names[] = { "a" };
+	struct vmchannel_hdr hdr;
+	uint8_t buf[64];
+	int first, left, next;
+
+	guest_start(names, 1);
+	first = linked_channel(1);
+	left = host_connect_queued("a");
+	CU_ASSERT_EQUAL(write(left, "gone", 4), 4);
+	close(left);
+	/* The first one leaves: the one in the backlog is taken next. */
+	close(first);
+	settle();
+	CU_ASSERT_FALSE(le16toh(expect(VMCHANNEL_MSG_HOST_DISCONNECT, 1).flags) &
+			VMCHANNEL_F_DATA_LOST);
+	hdr = expect(VMCHANNEL_MSG_HOST_CONNECT, 1);
+	CU_ASSERT_EQUAL(le32toh(hdr.buf_alloc), 0);
+	CU_ASSERT_EQUAL(guest_recv_data(buf, sizeof(buf)), 4);
+	CU_ASSERT_EQUAL(memcmp(buf, "gone", 4), 0);
+	hdr = expect(VMCHANNEL_MSG_HOST_DISCONNECT, 1);
+	CU_ASSERT_FALSE(le16toh(hdr.flags) & VMCHANNEL_F_DATA_LOST);
+	CU_ASSERT_EQUAL(le32toh(hdr.buf_alloc), 0);
+	expect_nothing();
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_GUEST_WAITING);
+	/* Accepted with no session (HOST_WAITING), gone just before the OPEN. */
+	guest_ctrl(1, VMCHANNEL_MSG_CLOSE, 1);
+	left = host_connect_queued("a");
+	CU_ASSERT_EQUAL(loop_dispatch(20), 1);
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_HOST_WAITING);
+	close(left);
+	guest_ctrl(1, VMCHANNEL_MSG_OPEN, 2);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_OPEN, 2).buf_alloc), 0);
+	settle();
+	drain_rx();
+	/* A host program that stays gets the session's bytes. */
+	next = host_connect("a");
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_HOST_CONNECT, 2).buf_alloc),
+			VMC_G2H_BUF_SIZE);
+	guest_data(1, 2, "kept", 4);
+	CU_ASSERT_EQUAL(host_read_all(next, buf, sizeof(buf)), 4);
+	expect_nothing();
+	close(next);
+	guest_stop();
+}
+
 /* A removed channel leaves the table at once, but its host program gets every byte. */
 static void test_remove_drains(void)
 {
@@ -689,6 +755,7 @@ void register_device_tests(void)
 	vmc_add_test(s, "re-open drains the first session", test_reopen_drains_first_session);
 	vmc_add_test(s, "host leaves with bytes: DATA_LOST", test_host_leaves_data_lost);
 	vmc_add_test(s, "DATA without a host: DATA_LOST", test_data_without_host_lost);
+	vmc_add_test(s, "host gone before accept: no credit", test_gone_before_accept_no_credit);
 	vmc_add_test(s, "removed channel drains", test_remove_drains);
 	vmc_add_test(s, "end-of-stream window", test_eof_window);
 	vmc_add_test(s, "channels served in turns", test_fair_rx);
