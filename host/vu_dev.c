@@ -65,6 +65,8 @@ void vu_dev_detach(struct vu_dev *dev)
 		close(dev->backend_fd);
 	dev->sock = -1;
 	dev->backend_fd = -1;
+	/* A new frontend reads the configuration when it starts the device. */
+	dev->config_change_held = false;
 	dev->features = 0;
 	dev->protocol_features = 0;
 }
@@ -117,6 +119,39 @@ static struct vq *vu_queue_arg(struct vu_dev *dev, uint32_t index)
 	return &dev->vqs[index];
 }
 
+/*
+ * The frontend's device runs: every ring started (its kick set) and enabled,
+ * none stopped by GET_VRING_BASE.  QEMU starts its vhost device only once
+ * the guest driver is ready (DRIVER_OK) and stops it on every VM stop.
+ */
+static bool vu_dev_running(const struct vu_dev *dev)
+{
+	unsigned int i;
+
+	for (i = 0; i < dev->ops->num_queues; i++)
+		if (!dev->vqs[i].started || !dev->vqs[i].enabled)
+			return false;
+	return true;
+}
+
+static void vu_send_config_change(struct vu_dev *dev)
+{
+	struct vu_msg msg = { .request = VU_BACKEND_CONFIG_CHANGE_MSG };
+
+	dev->config_change_held = false;
+	vu_send(dev->backend_fd, &msg);
+}
+
+/* A ring runs again: the device as a whole may, with a config change held. */
+static void vu_rings_started(struct vu_dev *dev)
+{
+	dev->ops->rings_started(dev->opaque);
+	if (dev->config_change_held && dev->backend_fd >= 0 && vu_dev_running(dev)) {
+		log_info("the rings run again: sending the configuration change held while they were stopped");
+		vu_send_config_change(dev);
+	}
+}
+
 static bool vu_start_queue(struct vu_dev *dev, unsigned int index)
 {
 	struct vq *vq = &dev->vqs[index];
@@ -133,7 +168,7 @@ static bool vu_start_queue(struct vu_dev *dev, unsigned int index)
 		       &dev->kicks[index]) < 0)
 		return false;
 	if (vq_ready(vq))
-		dev->ops->rings_started(dev->opaque);
+		vu_rings_started(dev);
 	return true;
 }
 
@@ -290,7 +325,7 @@ static bool vu_dispatch(struct vu_dev *dev, struct vu_msg *msg, bool *replied)
 			return false;
 		vq->enabled = state->num != 0;
 		if (vq_ready(vq))
-			dev->ops->rings_started(dev->opaque);
+			vu_rings_started(dev);
 		return true;
 	case VU_SET_BACKEND_REQ_FD:
 		if (msg->nfds != 1)
@@ -336,12 +371,33 @@ bool vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg)
 	return ok || replied;
 }
 
+/*
+ * QEMU (checked up to 11.1.3) dereferences a NULL pointer on a
+ * VHOST_USER_BACKEND_CONFIG_CHANGE_MSG while its vhost device is stopped:
+ * hw/virtio/vhost-user.c backend_read() calls
+ * vhost_user_backend_handle_config_change(dev), which calls
+ * dev->config_ops->vhost_dev_config_notifier(dev); for
+ * vhost-user-test-device-pci that is vub_config_notifier() in
+ * hw/virtio/vhost-user-base.c, virtio_notify_config(dev->vdev), and
+ * virtio_notify_config() reads vdev->status first.  dev->vdev is NULL
+ * whenever the vhost device is not started: vhost_dev_init() sets it so, and
+ * vhost_dev_stop() sets "hdev->vdev = NULL" on every VM stop (QMP stop,
+ * savevm, migration), device reset, and before the driver sets DRIVER_OK.
+ * (The host-notifier handler next to it checks "vdev == NULL"; this one
+ * does not.)  So the message waits until the frontend has started every
+ * ring again, which QEMU does after setting dev->vdev in vhost_dev_start();
+ * the guest reads the configuration then.
+ */
 void vu_dev_config_changed(struct vu_dev *dev)
 {
-	struct vu_msg msg = { .request = VU_BACKEND_CONFIG_CHANGE_MSG };
-
 	if (dev->backend_fd < 0 ||
 	    !(dev->protocol_features & (1ULL << VU_PROTOCOL_F_BACKEND_REQ)))
 		return;
-	vu_send(dev->backend_fd, &msg);
+	if (!vu_dev_running(dev)) {
+		if (!dev->config_change_held)
+			log_info("configuration change held until the rings run again (QEMU's device is stopped)");
+		dev->config_change_held = true;
+		return;
+	}
+	vu_send_config_change(dev);
 }

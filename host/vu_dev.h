@@ -48,6 +48,7 @@ struct vu_dev {
 	int sock;			/* frontend connection, -1 if none */
 	struct watch sock_watch;
 	int backend_fd;			/* backend request channel, -1 if none */
+	bool config_change_held;	/* a config change to announce once the rings run */
 	uint64_t features;
 	uint64_t protocol_features;
 	struct guest_mem mem;
@@ -65,7 +66,10 @@ int vu_dev_attach(struct vu_dev *dev, int sock);
 void vu_dev_detach(struct vu_dev *dev);
 /* Handles one request from the frontend; false when the connection must go. */
 bool vu_dev_handle(struct vu_dev *dev, struct vu_msg *msg);
-/* Tells the frontend the configuration space changed (config interrupt). */
+/*
+ * Tells the frontend the configuration space changed (config interrupt); held
+ * while the rings are stopped (QEMU crashes on it then) and sent when they run.
+ */
 void vu_dev_config_changed(struct vu_dev *dev);
 /* The ring @index when it may be used, else NULL. */
 struct vq *vu_dev_queue(struct vu_dev *dev, unsigned int index);

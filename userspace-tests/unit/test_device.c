@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -644,6 +645,81 @@ static void test_gone_before_accept_no_credit(void)
 	guest_stop();
 }
 
+/* The backend channel's next message, its request; 0 if none is waiting. */
+static uint32_t backend_request(int fd)
+{
+	uint32_t hdr[3] = { 0 };
+
+	if (recv(fd, hdr, sizeof(hdr), MSG_DONTWAIT) != (ssize_t)sizeof(hdr))
+		return 0;
+	return hdr[0];
+}
+
+/* The frontend stops the rings (GET_VRING_BASE, as on a VM stop) or starts them (SET_VRING_KICK). */
+static void frontend_rings(int reply_fd, bool start)
+{
+	unsigned int i;
+
+	for (i = 0; i < VMCHANNEL_NUM_VQS; i++) {
+		struct vu_msg msg = { .flags = VU_FLAG_VERSION };
+		uint8_t reply[64];
+
+		if (start) {
+			msg.request = VU_SET_VRING_KICK;
+			msg.size = sizeof(uint64_t);
+			msg.payload.u64 = i;
+			msg.fds[0] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			msg.nfds = 1;
+			VMC_ASSERT_FATAL(msg.fds[0] >= 0);
+		} else {
+			msg.request = VU_GET_VRING_BASE;
+			msg.size = sizeof(msg.payload.state);
+			msg.payload.state.index = i;
+		}
+		CU_ASSERT_TRUE(vu_dev_handle(&g.dev->vu, &msg));
+		if (!start)
+			CU_ASSERT_TRUE(recv(reply_fd, reply, sizeof(reply), MSG_DONTWAIT) > 0);
+	}
+}
+
+/*
+ * A channel added or removed while the VM is stopped: the config-change
+ * message waits until the rings run again (QEMU dereferences NULL on it
+ * while its vhost device is stopped: exit 139 on vmchannelctl add after QMP
+ * stop), then goes out once.
+ */
+static void test_config_change_held_while_stopped(void)
+{
+	char *names[] = { "a" };
+	int backend[2], frontend[2];
+
+	guest_start(names, 1);
+	VMC_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, backend) == 0);
+	VMC_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, frontend) == 0);
+	g.dev->vu.backend_fd = backend[0];
+	g.dev->vu.sock = frontend[0];
+	g.dev->vu.protocol_features = 1ULL << VU_PROTOCOL_F_BACKEND_REQ;
+	/* Rings running: told at once. */
+	CU_ASSERT_EQUAL(vmc_device_add_channel(g.dev, "b"), 0);
+	CU_ASSERT_EQUAL(backend_request(backend[1]), VU_BACKEND_CONFIG_CHANGE_MSG);
+	frontend_rings(frontend[1], false);
+	CU_ASSERT_EQUAL(vmc_device_add_channel(g.dev, "c"), 0);
+	CU_ASSERT_EQUAL(vmc_device_remove_channel(g.dev, "b"), 0);
+	CU_ASSERT_EQUAL(backend_request(backend[1]), 0);
+	CU_ASSERT_EQUAL(g.dev->nchans, 2);
+	/* Once both rings run again, one message for both changes. */
+	frontend_rings(frontend[1], true);
+	CU_ASSERT_EQUAL(backend_request(backend[1]), VU_BACKEND_CONFIG_CHANGE_MSG);
+	CU_ASSERT_EQUAL(backend_request(backend[1]), 0);
+	/* Only once: a later start owes nothing. */
+	frontend_rings(frontend[1], false);
+	frontend_rings(frontend[1], true);
+	CU_ASSERT_EQUAL(backend_request(backend[1]), 0);
+	close(backend[1]);
+	close(frontend[1]);
+	guest_stop();
+}
+
 /* A removed channel leaves the table at once, but its host program gets every byte. */
 static void test_remove_drains(void)
 {
@@ -756,6 +832,8 @@ void register_device_tests(void)
 	vmc_add_test(s, "host leaves with bytes: DATA_LOST", test_host_leaves_data_lost);
 	vmc_add_test(s, "DATA without a host: DATA_LOST", test_data_without_host_lost);
 	vmc_add_test(s, "host gone before accept: no credit", test_gone_before_accept_no_credit);
+	vmc_add_test(s, "config change held while the rings are stopped",
+		     test_config_change_held_while_stopped);
 	vmc_add_test(s, "removed channel drains", test_remove_drains);
 	vmc_add_test(s, "end-of-stream window", test_eof_window);
 	vmc_add_test(s, "channels served in turns", test_fair_rx);

@@ -334,6 +334,9 @@ static void test_vu_config_change_message(void)
 	VMC_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 	vu_dev_init(&dev, &vmc_device_ops, NULL);
 	dev.backend_fd = sv[0];
+	/* The frontend's device runs (held while not: test_device.c). */
+	dev.vqs[0].started = dev.vqs[0].enabled = true;
+	dev.vqs[1].started = dev.vqs[1].enabled = true;
 	/* Not negotiated: nothing may be sent. */
 	vu_dev_config_changed(&dev);
 	dev.protocol_features = 1ULL << VU_PROTOCOL_F_BACKEND_REQ;
