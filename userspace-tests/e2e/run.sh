@@ -41,7 +41,8 @@ deadline=$((SECONDS + budget))
 all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload connect_endpoint stdio_endpoint hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation
            sd_links sd_bindsto sd_agent sd_login
-           reopen_slow_reader pause_resume loss_reported concurrent_writers every_eof sd_suspend)
+           reopen_slow_reader pause_resume loss_reported concurrent_writers every_eof sd_suspend
+           hotplug_paused)
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
@@ -989,6 +990,36 @@ four
 five
 <eof>
 <eof>"
+}
+
+# A channel added and another removed (vmchannelctl) while the VM is stopped
+# (QMP stop): QEMU survives it (11.1.3 segfaulted, exit 139, on the
+# config-change message vmchanneld sent while QEMU's vhost device was
+# stopped: it calls virtio_notify_config() with a NULL vdev), and after cont
+# the guest sees the new channel, which carries bytes, and the removed one gone.
+t_hotplug_paused() {
+    local -a extra_vm_args=(--qmp "$work/qmp.sock") extra_channels=(--channel old)
+    local msg="added while paused $RANDOM"
+    guest "$1" sh -c "echo ready >/dev/vmchannel/echo &&
+        $XFER wait --wait $WAIT /dev/vmchannel/late && cat /dev/vmchannel/late &&
+        n=0; while [ -e /dev/vmchannel/old ] && [ \$n -lt 600 ]; do sleep 0.1; n=\$((n + 1)); done;
+        if [ -e /dev/vmchannel/old ]; then echo old-still-there; else echo old-gone; fi"
+    guest_ready || return 1
+    qmp_open "$work/qmp.sock" || return 1
+    qmp '{"execute":"stop"}' && qmp '{"execute":"query-status"}' || return 1
+    [[ $qmp_reply == *'"status": "paused"'* ]] || { why="after stop: $qmp_reply"; return 1; }
+    control add late || { why="add refused"; return 1; }
+    control remove old || { why="remove refused"; return 1; }
+    sleep 2
+    qmp '{"execute":"query-status"}' || { why="QEMU gone after the change while stopped: $why"; return 1; }
+    [[ $qmp_reply == *'"status": "paused"'* ]] || { why="still stopped? $qmp_reply"; return 1; }
+    qmp '{"execute":"cont"}' || return 1
+    "$XFER" wait --wait "$WAIT" "$work/ep/late.sock" &&
+        printf '%s\n' "$msg" | timeout 120 socat -u - "UNIX-CONNECT:$work/ep/late.sock" ||
+        { why="could not write to the added channel"; return 1; }
+    guest_done || { why="guest exited $(cat "$work/guest.status"): $(tail -n3 "$work/guest.out" | tr '\n' '|')"; return 1; }
+    expect_output "$msg
+old-gone"
 }
 
 # suspend_at N: at the first progress mark, the guest is told (channel t) to
