@@ -621,7 +621,7 @@ t_hostile_rx() {
         return 1
     grep -qx "t: alive" "$work/guest.out" || { why="channel t did not work"; return 1; }
     expect_lines "rx: used length" 2 &&
-        expect_lines "rx: payload length 1000, used 24" 1 &&
+        expect_lines "rx: payload length 1000, used 32" 1 &&
         expect_lines "rx: bad message type 30583" 1 &&
         expect_lines "rx: bad message type 1 (length 0)" 1 &&
         expect_lines "rx: message for unknown channel" 1
