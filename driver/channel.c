@@ -228,6 +228,8 @@ err_free:
 /* Withdraws a channel: no new opens, every waiter wakes and sees -ENODEV. */
 static void vmc_channel_remove(struct vmc_dev *vmc, struct vmc_channel *ch)
 {
+	unsigned int actions;
+
 	lockdep_assert_held(&vmc->table_lock);
 	xa_erase(&vmc->channels, ch->id);
 
@@ -238,8 +240,16 @@ static void vmc_channel_remove(struct vmc_dev *vmc, struct vmc_channel *ch)
 	mutex_unlock(&vmc_minor_lock);
 
 	spin_lock_irq(&ch->lock);
-	vmc_chan_step(ch, VMC_CH_EV_REMOVE, NULL, NULL);
+	actions = vmc_chan_step(ch, VMC_CH_EV_REMOVE, NULL, NULL);
 	spin_unlock_irq(&ch->lock);
+	/*
+	 * The channel left the table: its open session's CLOSE must reach the
+	 * device, which holds the channel's DATA until then.  The owed work no
+	 * longer sees the channel, so wait for room here (bounded).  When the
+	 * whole device goes, its RESET ends every session instead.
+	 */
+	if ((actions & VMC_ACT_SEND) && !vmc->removing)
+		vmc_send(ch, VMCHANNEL_MSG_CLOSE, NULL, 0, VMC_SEND_RELIABLE);
 	/* REMOVED: nothing queues the uevent work again. */
 	cancel_delayed_work_sync(&ch->uevent_work);
 	wake_up_all(&ch->wait);

@@ -210,10 +210,18 @@ unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
 	case VMC_CH_EV_REMOVE:
 		if (ch->state == VMC_CH_REMOVED)
 			return 0;
-		/* The ring stays: buffered bytes can still be read. */
+		/*
+		 * A session still open ends here.  Its CLOSE tells the device
+		 * that no DATA of the session follows, so the device takes the
+		 * DATA already on txq before it lets the channel go.  The ring
+		 * stays: buffered bytes can still be read.
+		 */
+		if (ch->state == VMC_CH_OPENING || ch->state == VMC_CH_OPEN)
+			ch->owed = VMC_OWE_CLOSE;
+		else
+			ch->owed &= VMC_OWE_CLOSE;
 		ch->state = VMC_CH_REMOVED;
-		ch->owed = 0;
-		return VMC_ACT_WAKE;
+		return VMC_ACT_WAKE | (ch->owed ? VMC_ACT_SEND : 0);
 	}
 	return 0;
 }

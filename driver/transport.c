@@ -326,7 +326,8 @@ static bool vmc_tx_wanted(const struct vmc_channel *ch, u16 type)
 	case VMCHANNEL_MSG_OPEN:
 		return ch->state == VMC_CH_OPENING && (ch->owed & VMC_OWE_OPEN);
 	case VMCHANNEL_MSG_CLOSE:
-		return ch->state == VMC_CH_CLOSED && (ch->owed & VMC_OWE_CLOSE);
+		return (ch->state == VMC_CH_CLOSED || ch->state == VMC_CH_REMOVED) &&
+		       (ch->owed & VMC_OWE_CLOSE);
 	case VMCHANNEL_MSG_CREDIT:
 		return ch->state == VMC_CH_OPEN && (ch->owed & VMC_OWE_CREDIT);
 	}
@@ -367,7 +368,9 @@ static bool vmc_tx_try_chan(struct vmc_channel *ch, struct vmc_tx_req *req)
 
 	spin_lock_irq(&ch->lock);
 	spin_lock(&vmc->tx_lock);
-	if (vmc->state == VMC_DEV_GONE || ch->state == VMC_CH_REMOVED) {
+	/* A removed channel still owes the CLOSE of its last session. */
+	if (vmc->state == VMC_DEV_GONE ||
+	    (ch->state == VMC_CH_REMOVED && type != VMCHANNEL_MSG_CLOSE)) {
 		req->ret = -ENODEV;
 		goto out_unlock;
 	}
