@@ -37,7 +37,8 @@ void vmc_chan_pump(struct vmc_chan *ch)
 	if (vmc_chan_waits_for_service(ch) && !ch->retrying)
 		vmc_chan_connect(ch);
 	rxq = vmc_rxq(ch->dev);
-	if (rxq && chan_state_has_session(ch->state) && vmc_chan_send_owed(ch))
+	/* The driver forgets a removed channel: nothing more is sent for it. */
+	if (rxq && !ch->removed && chan_state_has_session(ch->state) && vmc_chan_send_owed(ch))
 		vq_notify(rxq);
 	vmc_chan_settle(ch);
 }
@@ -129,6 +130,10 @@ static void chan_free(struct vmc_chan *ch)
  */
 void vmc_chan_settle(struct vmc_chan *ch)
 {
+	if (ch->state == CHAN_GONE) {
+		chan_free(ch);
+		return;
+	}
 	for (;;) {
 		bool draining = ch->state == CHAN_DRAINING || ch->state == CHAN_DRAINING_REOPENED;
 		enum chan_state before = ch->state;
@@ -198,7 +203,7 @@ void vmc_chan_message(struct vmc_chan *ch, const struct vmchannel_hdr *hdr,
 	uint16_t type = le16toh(hdr->type);
 	bool current = chan_state_has_session(ch->state) && session == ch->session;
 
-	if (type == VMCHANNEL_MSG_OPEN && session && !current) {
+	if (type == VMCHANNEL_MSG_OPEN && session && !current && !ch->removed) {
 		vmc_chan_event(ch, CHAN_EV_OPEN, session);
 	} else if (!current) {
 		/* Of an earlier session (or none): it must not touch this one. */
@@ -237,13 +242,21 @@ void vmc_chan_reset(struct vmc_chan *ch)
 	vmc_chan_settle(ch);
 }
 
+/*
+ * The channel leaves the table.  An open session goes on until the driver's
+ * CLOSE of it, which the driver sends when it sees the table change: DATA it
+ * queued before that still reaches the host program (a VM stopped when the
+ * channel is removed learns of it only when it runs again).  Past
+ * VMC_REMOVED_DRAIN_SECONDS the session ends anyway (vmc_chan_removed_timeout).
+ */
 void vmc_chan_remove(struct vmc_chan *ch)
 {
 	vmc_chan_close_endpoint(ch);
 	ch->removed = true;
 	ch->next_removed = ch->dev->removed;
 	ch->dev->removed = ch;
-	vmc_chan_event(ch, CHAN_EV_REMOVED, 0);
+	if (!chan_state_has_session(ch->state))
+		vmc_chan_event(ch, CHAN_EV_REMOVED, 0);
 	if (ch->state == CHAN_GONE) {
 		chan_free(ch);
 		return;
@@ -252,6 +265,16 @@ void vmc_chan_remove(struct vmc_chan *ch)
 	vmc_chan_timer_arm(ch, VMC_REMOVED_DRAIN_SECONDS, 0);
 	vmc_chan_flush(ch);
 	vmc_chan_settle(ch);
+}
+
+/* A removed channel's time is up: its session ends, its host program is given up. */
+void vmc_chan_removed_timeout(struct vmc_chan *ch)
+{
+	if (chan_state_has_session(ch->state)) {
+		log_warn("channel %s: removed, and the driver did not close its session within %d s",
+			 ch->name, VMC_REMOVED_DRAIN_SECONDS);
+		vmc_chan_event(ch, CHAN_EV_REMOVED, 0);
+	}
 }
 
 void vmc_chan_destroy(struct vmc_chan *ch)

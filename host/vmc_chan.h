@@ -48,6 +48,8 @@ bool vmc_set_config(void *opaque, uint32_t offset, const uint8_t *buf, uint32_t 
 unsigned int vmc_chan_event(struct vmc_chan *ch, enum chan_event event, uint32_t session);
 /* Raises the events that follow from the channel's I/O; may free a removed channel. */
 void vmc_chan_settle(struct vmc_chan *ch);
+/* A removed channel's time is up: an open session ends (its host program is given up next). */
+void vmc_chan_removed_timeout(struct vmc_chan *ch);
 /* Drops the undelivered guest bytes; the session, if it still owns them, learns so. */
 void vmc_chan_discard_buffer(struct vmc_chan *ch);
 

@@ -142,7 +142,7 @@ bool vmc_chan_host_gone(const struct vmc_chan *ch)
 /* Host bytes are read only for a session that has credit and a free rx buffer. */
 static bool chan_wants_host_bytes(const struct vmc_chan *ch)
 {
-	return ch->state == CHAN_LINKED && ch->connect_sent && !ch->client_rd_eof &&
+	return ch->state == CHAN_LINKED && !ch->removed && ch->connect_sent && !ch->client_rd_eof &&
 	       vmc_chan_guest_credit(ch) && vmc_rxq(ch->dev) && !ch->dev->rx_starved;
 }
 
@@ -255,6 +255,7 @@ static void chan_timer_tick(void *opaque, uint32_t events)
 	if (read(ch->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		log_warn("channel %s: timer: %s", ch->name, strerror(errno));
 	if (ch->removed) {
+		vmc_chan_removed_timeout(ch);
 		log_warn("channel %s: removed, and its host program did not take its last bytes within %d s: closing it",
 			 ch->name, VMC_REMOVED_DRAIN_SECONDS);
 		host_stopped_taking(ch);

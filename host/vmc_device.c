@@ -35,6 +35,30 @@ static struct vmc_chan *chan_by_name(struct vmc_device *dev, const char *name)
 	return NULL;
 }
 
+/* A channel out of the table whose driver session is still open (it takes that session's messages). */
+static struct vmc_chan *removed_by_id(struct vmc_device *dev, uint32_t id)
+{
+	struct vmc_chan *ch;
+
+	for (ch = dev->removed; ch; ch = ch->next_removed)
+		if (ch->id == id && chan_state_has_session(ch->state))
+			return ch;
+	return NULL;
+}
+
+/* Driver RESET (or the frontend gone): removed channels' sessions end too. */
+static void reset_removed(struct vmc_device *dev)
+{
+	struct vmc_chan *ch, *next;
+
+	/* vmc_chan_reset() may free the channel, never another one. */
+	for (ch = dev->removed; ch; ch = next) {
+		next = ch->next_removed;
+		if (chan_state_has_session(ch->state))
+			vmc_chan_reset(ch);
+	}
+}
+
 /* ---- rxq ---- */
 
 /* rxq whatever is owed on it: NULL while the rings are stopped or SUSPEND holds. */
@@ -131,6 +155,7 @@ static void device_message(struct vmc_device *dev, uint16_t type)
 		log_info("driver reset: every session ends");
 		for (i = 0; i < dev->nchans; i++)
 			vmc_chan_reset(dev->chans[i]);
+		reset_removed(dev);
 		dev->owe_reset = true;
 		dev->owe_suspend = false;
 		dev->rx_suspended = false;
@@ -173,6 +198,8 @@ static void tx_message(struct vmc_device *dev, const struct vq_elem *elem)
 		return;
 	}
 	ch = chan_by_id(dev, id);
+	if (!ch)
+		ch = removed_by_id(dev, id);
 	if (!ch) {
 		log_warn("tx: message for unknown channel %u", id);
 		return;
@@ -238,6 +265,7 @@ static void vmc_device_reset(void *opaque)
 
 	for (i = 0; i < dev->nchans; i++)
 		vmc_chan_reset(dev->chans[i]);
+	reset_removed(dev);
 	dev->owe_reset = dev->owe_suspend = dev->rx_suspended = false;
 }
 
