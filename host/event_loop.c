@@ -11,8 +11,15 @@
 
 static int epoll_fd = -1;
 static bool stopping;
-static void *deferred[MAX_EVENTS * 4];
-static unsigned int ndeferred;
+/*
+ * Objects freed while a batch of events is being dispatched: a later event of
+ * the batch may still name one of their watches, so they go after the batch.
+ * The list grows with what one batch frees (a reload may remove every
+ * channel), so it holds at most one entry per object that exists.
+ */
+static bool dispatching;
+static void **deferred;
+static size_t ndeferred, deferred_size;
 
 static void free_deferred(void)
 {
@@ -22,10 +29,21 @@ static void free_deferred(void)
 
 void loop_defer_free(void *ptr)
 {
-	/* A full list leaks rather than risk a use after free. */
-	if (ndeferred == sizeof(deferred) / sizeof(deferred[0])) {
-		log_warn("deferred free list full: leaking %p", ptr);
+	void **grown;
+
+	if (!dispatching) {
+		free(ptr);
 		return;
+	}
+	if (ndeferred == deferred_size) {
+		grown = realloc(deferred, (deferred_size ? deferred_size * 2 : 64) * sizeof(*grown));
+		if (!grown) {
+			/* Leaking is better than a use after free. */
+			log_warn("out of memory: leaking %p", ptr);
+			return;
+		}
+		deferred = grown;
+		deferred_size = deferred_size ? deferred_size * 2 : 64;
 	}
 	deferred[ndeferred++] = ptr;
 }
@@ -39,6 +57,9 @@ int loop_init(void)
 void loop_fini(void)
 {
 	free_deferred();
+	free(deferred);
+	deferred = NULL;
+	deferred_size = 0;
 	if (epoll_fd >= 0)
 		close(epoll_fd);
 	epoll_fd = -1;
@@ -85,7 +106,6 @@ int loop_dispatch(int timeout_ms)
 	struct epoll_event evs[MAX_EVENTS];
 	int i, n;
 
-	free_deferred();
 	n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
 	if (n < 0) {
 		if (errno == EINTR)
@@ -93,6 +113,7 @@ int loop_dispatch(int timeout_ms)
 		log_error("epoll_wait: %s", strerror(errno));
 		return -1;
 	}
+	dispatching = true;
 	for (i = 0; i < n && !stopping; i++) {
 		struct watch *w = evs[i].data.ptr;
 
@@ -100,6 +121,8 @@ int loop_dispatch(int timeout_ms)
 		if (w->fd >= 0)
 			w->fn(w->opaque, evs[i].events);
 	}
+	dispatching = false;
+	free_deferred();
 	return n;
 }
 
