@@ -79,7 +79,7 @@ struct gsess {
 	bool closed;		/* close answered */
 	bool removed;		/* the channel was removed during the session */
 	unsigned host_discs;	/* host-initiated disconnects during the session */
-	bool reset_since_disc;	/* ECONNRESET seen since the last one */
+	bool reset_unmatched;	/* an ECONNRESET no gap has been matched to yet */
 	bool need_reset;	/* a gap was seen and not yet reported */
 	double need_since;
 	bool end_known;		/* a connection the device ended: its end */
@@ -347,8 +347,11 @@ static void on_write_reply(struct chan *c, uint64_t acc, int e)
 		if (!s->host_discs)
 			fail("%s: write() failed with ECONNRESET but no host connection of session %"
 			     PRIu64 " went away", c->name, s->no);
-		s->need_reset = false;
-		s->reset_since_disc = true;
+		/* Several losses before a write are reported once, as on a socket. */
+		if (s->need_reset)
+			s->need_reset = false;
+		else
+			s->reset_unmatched = true;
 	} else if (e && e != EAGAIN && e != EINTR && !removal_error(c, e)) {
 		fail("%s: write() failed: %s", c->name, strerror(e));
 	} else if (e == EAGAIN && !c->nb) {
@@ -581,7 +584,15 @@ static void identify(struct chan *c, struct hconn *h, bool at_eof)
 					fail("%s: bytes %" PRIu64 "..%" PRIu64 " of guest session %" PRIu64
 					     " never reached a host connection, and none went away",
 					     c->name, s->last_end, p, s->no);
-				if (!s->reset_since_disc) {
+				/*
+				 * The gap shows only when a later connection
+				 * starts past it; the writer may have been told
+				 * long before (the connection that lost the bytes
+				 * is known to have gone, not when).
+				 */
+				if (s->reset_unmatched) {
+					s->reset_unmatched = false;
+				} else {
 					s->need_reset = true;
 					s->need_since = now();
 				}
@@ -694,15 +705,11 @@ static void host_disconnect(struct chan *c)
 		;
 	if (c->open && c->cur && h->sess != NULL && h->sess != c->cur)
 		; /* an old session's connection */
-	else if (c->open && c->cur) {
+	else if (c->open && c->cur)
 		c->cur->host_discs++;
-		c->cur->reset_since_disc = false;
-	}
 	/* A session still draining into it loses bytes too. */
-	if (h->sess && h->sess != c->cur) {
+	if (h->sess && h->sess != c->cur)
 		h->sess->host_discs++;
-		h->sess->reset_since_disc = false;
-	}
 	logf_("%s: host connection %u closed by the host (wrote %" PRIu64 ", read %s %" PRIu64 ")",
 	      c->name, h->no, h->written, h->sess ? "up to" : "", h->sess ? h->pos : 0);
 	conn_forget(c, h);
