@@ -555,6 +555,42 @@ static int unix_connect(const char *path, bool nonblock)
 	return fd;
 }
 
+/*
+ * A connection that ended with fewer bytes than it takes to place them: a
+ * few bytes match some position of almost any long stream, so a search would
+ * place them wrongly (seed 20261201: one byte of the current session taken
+ * for a late byte of the previous one, hiding the disconnect that explained a
+ * loss).  Only a continuation of a session where its last connection ended is
+ * certain enough, newest session first; otherwise the bytes stay unplaced and
+ * the connection counts as one that went away from the current session.
+ */
+static void identify_short(struct chan *c, struct hconn *h)
+{
+	struct gsess *best = NULL;
+	unsigned k;
+
+	for (k = 0; k < SESS_RING; k++) {
+		struct gsess *s = &c->sess[k];
+
+		if (!s->no || (best && best->no > s->no) ||
+		    s->last_end + h->idlen > s->accepted + s->pending ||
+		    soak_check(soak_key(seed, 1, c->idx, s->no), s->last_end, h->idbuf,
+			       h->idlen) != h->idlen)
+			continue;
+		best = s;
+	}
+	if (!best) {
+		logf_("%s: host connection %u: %zu bytes too few to place; not checked", c->name,
+		      h->no, h->idlen);
+		return;
+	}
+	h->sess = best;
+	h->pos = best->last_end + h->idlen;
+	best->last_end = h->pos;
+	logf_("%s: host connection %u carries %zu bytes of guest session %" PRIu64 " from byte %"
+	      PRIu64, c->name, h->no, h->idlen, best->no, h->pos - h->idlen);
+}
+
 /* The guest sessions a connection's bytes may belong to, newest last. */
 static void identify(struct chan *c, struct hconn *h, bool at_eof)
 {
@@ -562,6 +598,10 @@ static void identify(struct chan *c, struct hconn *h, bool at_eof)
 
 	if (h->idlen < sizeof(h->idbuf) && !at_eof)
 		return;
+	if (h->idlen < sizeof(h->idbuf)) {
+		identify_short(c, h);
+		return;
+	}
 	for (k = 0; k < SESS_RING; k++) {
 		struct gsess *s = &c->sess[k];
 		uint64_t key, p, hi;
