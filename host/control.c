@@ -50,6 +50,29 @@ static void list_channels(void)
 	reply(answer);
 }
 
+/* "ok" and the channel's counters (vmc_chan_stats_format()). */
+static void channel_stats(const char *name)
+{
+	char answer[1024];
+	unsigned int i;
+	int n;
+
+	for (i = 0; i < ctl.dev->nchans; i++) {
+		if (strcmp(ctl.dev->chans[i]->name, name))
+			continue;
+		memcpy(answer, "ok ", 3);
+		n = vmc_chan_stats_format(ctl.dev->chans[i], answer + 3, sizeof(answer) - 4);
+		if (n < 0) {
+			reply("error: statistics too long\n");
+			return;
+		}
+		strcpy(answer + 3 + n, "\n");
+		reply(answer);
+		return;
+	}
+	reply("error: no such channel\n");
+}
+
 static void execute(char *line)
 {
 	char answer[LINE_MAX_LEN * 2];
@@ -62,8 +85,12 @@ static void execute(char *line)
 		list_channels();
 		return;
 	}
+	if (!strcmp(line, "stats") && arg) {
+		channel_stats(arg);
+		return;
+	}
 	if ((strcmp(line, "add") && strcmp(line, "remove")) || !arg) {
-		reply("error: commands are add NAME, remove NAME, list\n");
+		reply("error: commands are add NAME, remove NAME, list, stats NAME\n");
 		return;
 	}
 	if (!channel_name_valid(arg)) {

@@ -5,6 +5,7 @@
  *   add NAME      -> "ok" | "error: ..."
  *   remove NAME   -> "ok" | "error: ..."
  *   list          -> "ok NAME NAME ..."
+ *   stats NAME    -> "ok name=NAME state=S KEY=N ..." (chan_stats.h)
  */
 #ifndef VMC_CONTROL_H
 #define VMC_CONTROL_H

@@ -175,6 +175,7 @@ static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint
 	if (len > VMC_G2H_BUF_SIZE - ch->buf_len) {
 		log_warn("channel %s: guest sent %u bytes beyond its credit; dropped",
 			 ch->name, len);
+		ch->stats.over_credit_bytes += len;
 		return;
 	}
 	tail = (ch->buf_head + ch->buf_len) % VMC_G2H_BUF_SIZE;
@@ -182,6 +183,7 @@ static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint
 	iov_to_buf(elem->out, elem->n_out, HDR_SIZE, ch->buf + tail, first);
 	iov_to_buf(elem->out, elem->n_out, HDR_SIZE + first, ch->buf, len - first);
 	ch->buf_len += len;
+	ch->stats.buffer_full += ch->buf_len == VMC_G2H_BUF_SIZE;
 	vmc_chan_flush(ch);
 }
 
@@ -209,11 +211,15 @@ void vmc_chan_message(struct vmc_chan *ch, const struct vmchannel_hdr *hdr,
 		/* Of an earlier session (or none): it must not touch this one. */
 		log_debug("channel %s: dropping message type %u of session %u (current %u)",
 			  ch->name, type, session, ch->session);
+		ch->stats.stale_messages++;
 		return;
 	}
+	ch->stats.messages_from_guest++;
 	chan_take_credit(ch, hdr);
 	switch (type) {
 	case VMCHANNEL_MSG_DATA:
+		ch->stats.bytes_from_guest += len;
+		ch->stats.guest_errors += !len;
 		if (!len)
 			log_warn("channel %s: DATA without payload ignored", ch->name);
 		else if (vmc_chan_event(ch, CHAN_EV_DATA, 0) & CHAN_ACT_BUFFER_DATA)
@@ -229,8 +235,10 @@ void vmc_chan_message(struct vmc_chan *ch, const struct vmchannel_hdr *hdr,
 		break;
 	default:
 		log_warn("tx: channel %s: unexpected message type %u", ch->name, type);
+		ch->stats.guest_errors++;
 		break;
 	}
+	ch->stats.guest_errors += len && type != VMCHANNEL_MSG_DATA;
 	if (len && type != VMCHANNEL_MSG_DATA)
 		log_warn("tx: channel %s: payload on message type %u ignored", ch->name, type);
 	vmc_chan_pump(ch);

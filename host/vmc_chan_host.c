@@ -92,11 +92,13 @@ void vmc_chan_flush(struct vmc_chan *ch)
 				break;
 			log_info("channel %s: host program stopped reading: %s", ch->name,
 				 strerror(errno));
+			ch->stats.host_errors++;
 			host_stopped_taking(ch);
 			break;
 		}
 		ch->buf_head = (ch->buf_head + (uint32_t)n) % VMC_G2H_BUF_SIZE;
 		ch->buf_len -= (uint32_t)n;
+		ch->stats.bytes_to_host += (uint64_t)n;
 		/* An ended session's bytes are no longer counted for anyone. */
 		if (ch->state == CHAN_LINKED)
 			ch->fwd_cnt += (uint32_t)n;
@@ -225,6 +227,7 @@ static void chan_attach_client(struct vmc_chan *ch, int fd)
 		return;
 	}
 	log_info("channel %s: host program connected", ch->name);
+	ch->stats.host_connections++;
 	vmc_chan_host_check(ch);
 	vmc_chan_event(ch, CHAN_EV_HOST_CONNECTS, 0);
 }

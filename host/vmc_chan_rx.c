@@ -49,6 +49,7 @@ void vmc_chan_credit_check(struct vmc_chan *ch)
 void vmc_chan_lose_guest_bytes(struct vmc_chan *ch, uint32_t len)
 {
 	ch->fwd_cnt += len;
+	ch->stats.lost_bytes += len;
 	ch->data_lost = true;
 	vmc_chan_credit_check(ch);
 }
@@ -56,6 +57,7 @@ void vmc_chan_lose_guest_bytes(struct vmc_chan *ch, uint32_t len)
 static void hdr_fill(struct vmc_chan *ch, struct vmchannel_hdr *hdr,
 		     enum vmchannel_msg_type type, uint32_t len)
 {
+	ch->stats.messages_to_guest++;
 	memset(hdr, 0, sizeof(*hdr));
 	hdr->channel_id = htole32(ch->id);
 	hdr->type = htole16(type);
@@ -149,6 +151,7 @@ static bool pump_data(struct vmc_chan *ch)
 	size_t room;
 	ssize_t n;
 
+	vmc_chan_stats_credit(&ch->stats, credit);
 	if (!credit || !vmc_rx_pop(ch->dev, &elem))
 		return false;
 	room = elem.in_len - HDR_SIZE;
@@ -172,6 +175,7 @@ static bool pump_data(struct vmc_chan *ch)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return false;
 		/* End of the host program's stream (or a reset: the same to us). */
+		ch->stats.host_errors += n < 0;
 		chan_host_stopped_sending(ch);
 		return false;
 	}
@@ -179,6 +183,7 @@ static bool pump_data(struct vmc_chan *ch)
 	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
 	vq_push(vmc_rxq(ch->dev), &elem, (uint32_t)(HDR_SIZE + n));
 	ch->tx_cnt += (uint32_t)n;
+	ch->stats.bytes_to_guest += (uint64_t)n;
 	return true;
 }
 

@@ -13,6 +13,7 @@
 #include <linux/vmchannel.h>
 
 #include "chan_state.h"
+#include "chan_stats.h"
 #include "event_loop.h"
 #include "fault_injection.h"
 #include "vu_dev.h"
@@ -75,6 +76,8 @@ struct vmc_chan {
 	uint32_t tx_cnt;
 	uint32_t peer_buf_alloc;
 	uint32_t peer_fwd_cnt;
+
+	struct vmc_chan_stats stats;	/* vmchannelctl stats */
 };
 
 struct vmc_device {

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * vmchannelctl: adds, removes and lists the channels of a running vmchanneld
- * through its control socket (vmchanneld --control-socket).  See
- * vmchannelctl(1).
+ * vmchannelctl: adds, removes and lists the channels of a running vmchanneld,
+ * and shows their statistics, through its control socket (vmchanneld
+ * --control-socket).  See vmchannelctl(1).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,14 @@ static void usage(FILE *out)
 		"usage: vmchannelctl --control-socket PATH add NAME\n"
 		"       vmchannelctl --control-socket PATH remove NAME\n"
 		"       vmchannelctl --control-socket PATH list\n"
+		"       vmchannelctl --control-socket PATH [--json] stats [NAME]\n"
 		"\n"
 		"Add or remove a channel of a running vmchanneld (the guest sees it appear\n"
-		"or disappear at once), or list its channels, one per line.\n"
+		"or disappear at once), list its channels, one per line, or show the\n"
+		"counters of one channel or of all, one line of KEY=VALUE per channel.\n"
 		"\n"
 		"  -c, --control-socket PATH  vmchanneld's --control-socket\n"
+		"  --json                     stats as one JSON object\n"
 		"  --help, --version\n"
 		"\n"
 		"Exit status: 0 done, 1 refused or unreachable, 2 bad command line.\n");
@@ -77,11 +81,87 @@ static int ask(int fd, const char *command, char *answer, size_t size)
 	return 0;
 }
 
+/* "ok ..." is success; anything else is printed as the error it is. */
+static bool answer_ok(const char *answer)
+{
+	return !strncmp(answer, "ok", 2) && (!answer[2] || answer[2] == ' ');
+}
+
+/* Prints "KEY=VALUE ..." as a JSON object: all-digit values as numbers. */
+static void print_json_object(char *pairs)
+{
+	const char *sep = "";
+	char *pair, *value;
+
+	printf("{");
+	for (pair = strtok(pairs, " "); pair; pair = strtok(NULL, " ")) {
+		value = strchr(pair, '=');
+		if (!value)
+			continue;
+		*value++ = '\0';
+		/* Keys, channel names and states hold no quote or backslash. */
+		if (*value && strspn(value, "0123456789") == strlen(value))
+			printf("%s\"%s\": %s", sep, pair, value);
+		else
+			printf("%s\"%s\": \"%s\"", sep, pair, value);
+		sep = ", ";
+	}
+	printf("}");
+}
+
+/*
+ * stats [NAME]: one channel, or every channel "list" names (one that goes
+ * away in between is left out).
+ */
+static int show_stats(int fd, const char *name, bool json, char *answer, size_t size)
+{
+	static char names[1 << 17], command[128];
+	const char *sep = "";
+	char *next, *save = NULL;
+
+	if (name) {
+		snprintf(names, sizeof(names), "%s", name);
+	} else {
+		if (ask(fd, "list", answer, size) < 0) {
+			snprintf(answer, size, "no answer");
+			return -1;
+		}
+		if (!answer_ok(answer))
+			return -1;
+		snprintf(names, sizeof(names), "%s", answer + 2);
+	}
+	if (json)
+		printf("{\"channels\": [");
+	for (next = strtok_r(names, " ", &save); next; next = strtok_r(NULL, " ", &save)) {
+		snprintf(command, sizeof(command), "stats %s", next);
+		if (ask(fd, command, answer, size) < 0) {
+			snprintf(answer, size, "no answer");
+			return -1;
+		}
+		if (!answer_ok(answer)) {
+			if (!name)
+				continue;
+			return -1;
+		}
+		if (json) {
+			printf("%s", sep);
+			print_json_object(answer + 3);
+			sep = ", ";
+		} else {
+			printf("%s\n", answer + 3);
+		}
+	}
+	if (json)
+		printf("]}\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	enum { OPT_HELP = 256, OPT_VERSION };
+	enum { OPT_HELP = 256, OPT_VERSION, OPT_JSON };
 	static const struct option opts[] = {
 		{ "control-socket", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 }
@@ -89,6 +169,7 @@ int main(int argc, char **argv)
 	static char command[512], answer[ANSWER_MAX];
 	const char *path = NULL;
 	char *name;
+	bool json = false;
 	int opt, fd;
 
 	while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -96,6 +177,7 @@ int main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case OPT_HELP: usage(stdout); return 0;
 		case OPT_VERSION: printf("vmchannelctl %s\n", VMCHANNELCTL_VERSION); return 0;
+		case OPT_JSON: json = true; break;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -105,29 +187,44 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc && !strcmp(argv[optind], "list") && argc - optind == 1) {
 		snprintf(command, sizeof(command), "list");
+	} else if (optind < argc && !strcmp(argv[optind], "stats") && argc - optind <= 2) {
+		command[0] = '\0';
 	} else if (optind < argc && (!strcmp(argv[optind], "add") || !strcmp(argv[optind], "remove")) &&
 		   argc - optind == 2) {
-		/* vmchanneld checks the name; a line break would split the command. */
-		if (strlen(argv[optind + 1]) > 200 || strpbrk(argv[optind + 1], " \n")) {
-			fprintf(stderr, "vmchannelctl: invalid channel name '%s'\n", argv[optind + 1]);
-			return EXIT_USAGE;
-		}
 		snprintf(command, sizeof(command), "%s %s", argv[optind], argv[optind + 1]);
 	} else {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	/* vmchanneld checks the name; a line break would split the command. */
+	name = argv[optind + 1];
+	if (name && (strlen(name) > 200 || strpbrk(name, " \n"))) {
+		fprintf(stderr, "vmchannelctl: invalid channel name '%s'\n", name);
+		return EXIT_USAGE;
+	}
 
+	if (json && command[0]) {
+		fprintf(stderr, "vmchannelctl: --json is for stats\n");
+		return EXIT_USAGE;
+	}
 	fd = connect_control(path);
 	if (fd < 0)
 		return 1;
+	if (!command[0]) {
+		/* stats: what was printed stays printed; an error ends it. */
+		opt = show_stats(fd, argv[optind + 1], json, answer, sizeof(answer));
+		close(fd);
+		if (opt < 0)
+			fprintf(stderr, "vmchannelctl: %s\n", answer);
+		return opt < 0 ? 1 : 0;
+	}
 	if (ask(fd, command, answer, sizeof(answer)) < 0) {
 		fprintf(stderr, "vmchannelctl: no answer from %s\n", path);
 		close(fd);
 		return 1;
 	}
 	close(fd);
-	if (strncmp(answer, "ok", 2) || (answer[2] && answer[2] != ' ')) {
+	if (!answer_ok(answer)) {
 		fprintf(stderr, "vmchannelctl: %s\n", answer);
 		return 1;
 	}

@@ -199,12 +199,26 @@ t_slow_64mib() {
         { why="host: $(tr '\n' '|' <"$work/host.out") guest: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
 }
 
-# The README's debugging idiom: the guest echoes with cat; 1 MiB comes back intact.
+# The README's debugging idiom: the guest echoes with cat; 1 MiB comes back
+# intact.  vmchannelctl stats then counts exactly that MiB each way, one
+# host connection and no loss (the guest waits on "t" meanwhile).
 t_echo_1mib() {
-    guest "$1" sh -c 'exec 3<>/dev/vmchannel/echo; cat <&3 >&3'
+    guest "$1" sh -c 'exec 3<>/dev/vmchannel/echo; cat <&3 >&3; exec 3<&-; cat /dev/vmchannel/t'
     "$XFER" echo-check --bytes 1M --seed 11 --wait "$WAIT" "$work/ep/echo.sock" >"$work/host.out" ||
         { why="echo check failed: $(tail -n2 "$work/host.out" | tr '\n' ' ')"; return 1; }
+    local stats json
+    stats=$(control stats echo) && json=$(control --json stats) ||
+        { why="vmchannelctl stats failed"; return 1; }
+    echo done | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local want
+    for want in name=echo bytes_from_guest=1048576 bytes_to_host=1048576 bytes_to_guest=1048576 \
+        host_connections=1 lost_bytes=0 over_credit_bytes=0 guest_errors=0; do
+        [[ " $stats " = *" $want "* ]] || { why="stats lack $want: $stats"; return 1; }
+    done
+    [[ $json = '{"channels": [{"name": "t", '*'{"name": "echo", '*'"bytes_to_host": 1048576, '* ]] ||
+        { why="stats --json: ${json:0:300}"; return 1; }
+    expect_output done
 }
 
 # 256 more channels in one device: every node appears, and the last table

@@ -853,6 +853,63 @@ static void test_fair_rx(void)
 	guest_stop();
 }
 
+/* vmchannelctl stats: known bytes each way, a stale message, a loss, in the counters. */
+static void test_stats_count(void)
+{
+	char *names[] = { "a" };
+	struct vmc_chan_stats *st;
+	char line[1024];
+	uint8_t buf[64];
+	int host;
+
+	guest_start(names, 1);
+	st = &g.dev->chans[0]->stats;
+	host = linked_channel(7);
+	guest_data(1, 6, "stale", 5);
+	guest_data(1, 7, "hello", 5);
+	guest_data(1, 7, "world!", 6);
+	CU_ASSERT_EQUAL(host_read_all(host, buf, sizeof(buf)), 11);
+	CU_ASSERT_EQUAL(write(host, "abc", 3), 3);
+	settle();
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 7).len), 3);
+	close(host);
+	settle();
+	expect(VMCHANNEL_MSG_HOST_DISCONNECT, 7);
+	/* No host program now: these bytes are lost, and the driver told. */
+	guest_data(1, 7, "gone", 4);
+	expect(VMCHANNEL_MSG_CREDIT, 7);
+	CU_ASSERT_EQUAL(st->bytes_from_guest, 15);
+	CU_ASSERT_EQUAL(st->bytes_to_host, 11);
+	CU_ASSERT_EQUAL(st->bytes_to_guest, 3);
+	CU_ASSERT_EQUAL(st->lost_bytes, 4);
+	CU_ASSERT_EQUAL(st->stale_messages, 1);
+	/* OPEN, three DATA; OPEN, HOST_CONNECT, DATA, HOST_DISCONNECT, CREDIT. */
+	CU_ASSERT_EQUAL(st->messages_from_guest, 4);
+	CU_ASSERT_EQUAL(st->messages_to_guest, 5);
+	CU_ASSERT_EQUAL(st->host_connections, 1);
+	CU_ASSERT_EQUAL(st->guest_errors, 0);
+	CU_ASSERT_TRUE(vmc_chan_stats_format(g.dev->chans[0], line, sizeof(line)) > 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "name=a state=GUEST_WAITING host_connected=0 "
+				     "buffered_bytes=0 bytes_from_guest=15 bytes_to_host=11 "
+				     "bytes_to_guest=3 "));
+	CU_ASSERT_EQUAL(vmc_chan_stats_format(g.dev->chans[0], line, 40), -1);
+	guest_stop();
+}
+
+/* The guest's receive buffer full: one stall per time credit runs out. */
+static void test_stats_credit_stall(void)
+{
+	struct vmc_chan_stats st = { 0 };
+
+	vmc_chan_stats_credit(&st, 100);
+	vmc_chan_stats_credit(&st, 0);
+	vmc_chan_stats_credit(&st, 0);
+	CU_ASSERT_EQUAL(st.credit_stalls, 1);
+	vmc_chan_stats_credit(&st, 5);
+	vmc_chan_stats_credit(&st, 0);
+	CU_ASSERT_EQUAL(st.credit_stalls, 2);
+}
+
 void register_device_tests(void)
 {
 	CU_pSuite s = vmc_add_suite("host device lifecycle");
@@ -873,4 +930,6 @@ void register_device_tests(void)
 	vmc_add_test(s, "removed channel: RESET ends its session", test_remove_then_reset);
 	vmc_add_test(s, "end-of-stream window", test_eof_window);
 	vmc_add_test(s, "channels served in turns", test_fair_rx);
+	vmc_add_test(s, "statistics count bytes, messages and losses", test_stats_count);
+	vmc_add_test(s, "statistics count credit stalls once each", test_stats_credit_stall);
 }
