@@ -11,10 +11,11 @@
 #   make bench     the benchmark (bench/run), results in bench/results/
 #   make bench-smoke  one small run of each benchmark figure
 #   make install   [DESTDIR= PREFIX= KREL=] see Makefile.install and docs/agents.md
+#   make deb       the Debian packages in build/deb (scripts/build-deb), lintian-checked
 #   make uninstall the same files, removed
 #   make clean
 
-.PHONY: all host tools modules check unit e2e soak bench bench-smoke demo clean
+.PHONY: all host tools modules check unit e2e soak bench bench-smoke demo deb clean
 
 all: host tools modules
 
@@ -49,6 +50,9 @@ bench-smoke: host tools
 
 demo:
 	scripts/demo
+
+deb:
+	scripts/build-deb
 
 include Makefile.install
 

@@ -253,3 +253,4 @@ module_exit(vmc_exit);
 
 MODULE_DESCRIPTION("vmchannel: named host-guest channels as character devices");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(VMCHANNEL_VERSION);

@@ -14,7 +14,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define VMCHANNELCTL_VERSION "0.1.0"
 #define EXIT_USAGE 2
 /* An answer is one line: "ok ..." or "error: ...", at most a full channel list. */
 #define ANSWER_MAX (1 << 17)
@@ -176,7 +175,8 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case OPT_HELP: usage(stdout); return 0;
-		case OPT_VERSION: printf("vmchannelctl %s\n", VMCHANNELCTL_VERSION); return 0;
+		case OPT_VERSION: printf("vmchannelctl %s
+", VMCHANNEL_VERSION); return 0;
 		case OPT_JSON: json = true; break;
 		default: usage(stderr); return EXIT_USAGE;
 		}

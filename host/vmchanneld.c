@@ -23,7 +23,6 @@
 #include "log.h"
 #include "vmc_device.h"
 
-#define VMCHANNELD_VERSION "0.1.0"
 #define EXIT_USAGE 2
 
 static struct vmc_device device;
@@ -293,7 +292,7 @@ int main(int argc, char **argv)
 			status = 0;
 			goto out;
 		case OPT_VERSION:
-			printf("vmchanneld %s\n", VMCHANNELD_VERSION);
+			printf("vmchanneld %s\n", VMCHANNEL_VERSION);
 			status = 0;
 			goto out;
 		default:
