@@ -175,8 +175,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case OPT_HELP: usage(stdout); return 0;
-		case OPT_VERSION: printf("vmchannelctl %s
-", VMCHANNEL_VERSION); return 0;
+		case OPT_VERSION: printf("vmchannelctl %s\n", VMCHANNEL_VERSION); return 0;
 		case OPT_JSON: json = true; break;
 		default: usage(stderr); return EXIT_USAGE;
 		}
