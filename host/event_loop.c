@@ -20,6 +20,8 @@ static bool stopping;
 static bool dispatching;
 static void **deferred;
 static size_t ndeferred, deferred_size;
+static void (*batch_end_fn)(void *opaque);
+static void *batch_end_opaque;
 
 static void free_deferred(void)
 {
@@ -48,6 +50,12 @@ void loop_defer_free(void *ptr)
 	deferred[ndeferred++] = ptr;
 }
 
+void loop_on_batch_end(void (*fn)(void *opaque), void *opaque)
+{
+	batch_end_fn = fn;
+	batch_end_opaque = opaque;
+}
+
 int loop_init(void)
 {
 	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -60,6 +68,7 @@ void loop_fini(void)
 	free(deferred);
 	deferred = NULL;
 	deferred_size = 0;
+	batch_end_fn = NULL;
 	if (epoll_fd >= 0)
 		close(epoll_fd);
 	epoll_fd = -1;
@@ -121,6 +130,8 @@ int loop_dispatch(int timeout_ms)
 		if (w->fd >= 0)
 			w->fn(w->opaque, evs[i].events);
 	}
+	if (batch_end_fn)
+		batch_end_fn(batch_end_opaque);
 	dispatching = false;
 	free_deferred();
 	return n;

@@ -32,6 +32,12 @@ void loop_unwatch(struct watch *w);
  */
 void loop_defer_free(void *ptr);
 /*
+ * Calls @fn(@opaque) after every batch of events (also an empty one): work
+ * done once a batch rather than once an event, such as signalling the guest.
+ * One function at a time; NULL removes it.
+ */
+void loop_on_batch_end(void (*fn)(void *opaque), void *opaque);
+/*
  * Waits up to @timeout_ms (-1: for ever) and runs the callbacks of one batch
  * of events; returns how many there were, or -1 on an epoll failure.  The
  * unit tests step the loop with it.

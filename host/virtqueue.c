@@ -28,11 +28,13 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
 {
 	size_t num = vq->num;
 
+	/* Each ring ends in an event index (used_event, avail_event), as the split layout has. */
 	vq->desc = guest_mem_uaddr(mem, vq->desc_uaddr, num * sizeof(struct vring_desc));
 	vq->avail = guest_mem_uaddr(mem, vq->avail_uaddr,
-				    sizeof(struct vring_avail) + num * sizeof(__virtio16));
+				    sizeof(struct vring_avail) + (num + 1) * sizeof(__virtio16));
 	vq->used = guest_mem_uaddr(mem, vq->used_uaddr,
-				   sizeof(struct vring_used) + num * sizeof(struct vring_used_elem));
+				   sizeof(struct vring_used) + num * sizeof(struct vring_used_elem) +
+				   sizeof(__virtio16));
 	if (!vq->desc || !vq->avail || !vq->used) {
 		vq->desc = NULL;
 		vq->avail = NULL;
@@ -40,6 +42,14 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
 		return false;
 	}
 	return true;
+}
+
+void vq_start(struct vq *vq, bool event_idx)
+{
+	vq->used_idx = le16toh(vq->used->idx);
+	vq->event_idx = event_idx;
+	vq->signalled_used_valid = false;
+	vq->started = true;
 }
 
 bool vq_ready(const struct vq *vq)
@@ -77,6 +87,29 @@ static int vq_map_desc(struct vq *vq, const struct guest_mem *mem, uint64_t addr
 	return 0;
 }
 
+/* The guest's avail index, the ring's entries up to it visible. */
+static uint16_t vq_avail_idx(const struct vq *vq)
+{
+	return le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
+}
+
+/*
+ * The ring looks empty.  With EVENT_IDX the guest kicks only when it makes
+ * avail->idx pass avail_event: ask for the next buffer, then look again, for
+ * the guest may have added one before it could see the request.
+ */
+static uint16_t vq_avail_idx_when_empty(struct vq *vq)
+{
+	__virtio16 *avail_event = (__virtio16 *)&vq->used->ring[vq->num];
+
+	if (!vq->event_idx)
+		return vq->last_avail_idx;
+	__atomic_store_n(avail_event, htole16(vq->last_avail_idx), __ATOMIC_RELAXED);
+	/* The store must be visible before we read the index (the guest does the reverse). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return vq_avail_idx(vq);
+}
+
 int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem)
 {
 	uint16_t avail_idx, head, i, flags;
@@ -84,7 +117,9 @@ int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem)
 
 	if (!vq_ready(vq))
 		return 0;
-	avail_idx = le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
+	avail_idx = vq_avail_idx(vq);
+	if (avail_idx == vq->last_avail_idx)
+		avail_idx = vq_avail_idx_when_empty(vq);
 	if (avail_idx == vq->last_avail_idx)
 		return 0;
 	if ((uint16_t)(avail_idx - vq->last_avail_idx) > vq->num)
@@ -141,16 +176,31 @@ void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len)
 	vq->used_idx++;
 	/* The entry must be visible before the index that publishes it. */
 	__atomic_store_n(&vq->used->idx, htole16(vq->used_idx), __ATOMIC_RELEASE);
+	vq->unsignalled = true;
+}
+
+/* Whether the guest wants a signal for the entries up to used_idx (virtio 1.x 2.7.10). */
+static bool vq_guest_wants_signal(struct vq *vq)
+{
+	uint16_t old = vq->signalled_used, used_event;
+	bool valid = vq->signalled_used_valid;
+
+	if (!vq->event_idx)
+		return !(le16toh(vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+	used_event = le16toh(__atomic_load_n(&vq->avail->ring[vq->num], __ATOMIC_RELAXED));
+	vq->signalled_used = vq->used_idx;
+	vq->signalled_used_valid = true;
+	return !valid || vring_need_event(used_event, vq->used_idx, old);
 }
 
 void vq_notify(struct vq *vq)
 {
-	/* Order the used index store before reading the guest's flags. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (vq->call_fd < 0 || !vq->avail ||
-	    (le16toh(vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT))
+	if (!vq->unsignalled || vq->call_fd < 0 || !vq->avail)
 		return;
-	if (eventfd_write(vq->call_fd, 1) < 0)
+	vq->unsignalled = false;
+	/* Order the used index store before reading the guest's flags or used_event. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (vq_guest_wants_signal(vq) && eventfd_write(vq->call_fd, 1) < 0)
 		log_warn("virtqueue: cannot signal the guest");
 }
 
@@ -192,4 +242,27 @@ size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t offset,
 		  void *buf, size_t len)
 {
 	return iov_copy(iov, n, offset, buf, len, false);
+}
+
+unsigned int iov_slice(const struct iovec *src, unsigned int n, size_t offset, size_t max,
+		       struct iovec *dst)
+{
+	unsigned int i, count = 0;
+
+	for (i = 0; i < n && max; i++) {
+		size_t len = src[i].iov_len;
+
+		if (offset >= len) {
+			offset -= len;
+			continue;
+		}
+		len -= offset;
+		if (len > max)
+			len = max;
+		dst[count].iov_base = (uint8_t *)src[i].iov_base + offset;
+		dst[count++].iov_len = len;
+		max -= len;
+		offset = 0;
+	}
+	return count;
 }

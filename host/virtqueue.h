@@ -29,6 +29,10 @@ struct vq {
 	struct vring_used *used;
 	uint16_t last_avail_idx;	/* next entry of avail->ring to pop */
 	uint16_t used_idx;		/* our copy of used->idx */
+	uint16_t signalled_used;	/* used_idx when the guest was last signalled */
+	bool signalled_used_valid;	/* ... since the ring started */
+	bool unsignalled;		/* used entries the guest was not signalled for */
+	bool event_idx;			/* VIRTIO_RING_F_EVENT_IDX negotiated */
 	int kick_fd, call_fd;
 	bool enabled;			/* SET_VRING_ENABLE */
 	bool started;			/* kick fd received, not stopped since */
@@ -49,13 +53,24 @@ void vq_init(struct vq *vq);
 void vq_reset(struct vq *vq);
 /* Maps the ring from the addresses and size set earlier; false if unmapped. */
 bool vq_map(struct vq *vq, const struct guest_mem *mem);
+/* The ring runs from the guest's used index on; @event_idx: VIRTIO_RING_F_EVENT_IDX. */
+void vq_start(struct vq *vq, bool event_idx);
 bool vq_ready(const struct vq *vq);
-/* 1: popped into @elem; 0: ring empty; -1: broken ring (vq->broken set). */
+/*
+ * 1: popped into @elem; 0: ring empty; -1: broken ring (vq->broken set).
+ * With EVENT_IDX an empty ring asks the guest for a kick on its next buffer
+ * (avail_event); otherwise the guest does not kick while buffers wait.
+ */
 int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem);
 /* Gives back the chain popped last, for a later pop. */
 void vq_unpop(struct vq *vq);
+/* Returns a chain as used; the guest is signalled by the next vq_notify(). */
 void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len);
-/* Signals the guest unless it asked for no interrupts. */
+/*
+ * Signals the guest for the entries pushed since the last signal, unless it
+ * asked not to be (VRING_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX).
+ * Called once per batch of work, not per entry: each signal is an interrupt.
+ */
 void vq_notify(struct vq *vq);
 
 /* Copies between a flat buffer and an iovec array, from byte @offset on. */
@@ -63,5 +78,8 @@ size_t iov_from_buf(const struct iovec *iov, unsigned int n, size_t offset,
 		    const void *buf, size_t len);
 size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t offset,
 		  void *buf, size_t len);
+/* Points @dst at up to @max bytes of @src from byte @offset on; returns the count of @dst. */
+unsigned int iov_slice(const struct iovec *src, unsigned int n, size_t offset, size_t max,
+		       struct iovec *dst);
 
 #endif /* VMC_VIRTQUEUE_H */

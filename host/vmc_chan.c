@@ -31,15 +31,12 @@ void vmc_chan_discard_buffer(struct vmc_chan *ch)
 
 void vmc_chan_pump(struct vmc_chan *ch)
 {
-	struct vq *rxq;
-
 	/* A new session is connected to its service at once, later ones every second. */
 	if (vmc_chan_waits_for_service(ch) && !ch->retrying)
 		vmc_chan_connect(ch);
-	rxq = vmc_rxq(ch->dev);
 	/* The driver forgets a removed channel: nothing more is sent for it. */
-	if (rxq && !ch->removed && chan_state_has_session(ch->state) && vmc_chan_send_owed(ch))
-		vq_notify(rxq);
+	if (vmc_rxq(ch->dev) && !ch->removed && chan_state_has_session(ch->state))
+		vmc_chan_send_owed(ch);
 	vmc_chan_settle(ch);
 }
 
@@ -110,6 +107,7 @@ static void chan_free(struct vmc_chan *ch)
 			*p = ch->next_removed;
 			break;
 		}
+	vmc_device_forget(ch);
 	if (ch->client_fd >= 0)
 		vmc_chan_close_client(ch);
 	vmc_chan_close_endpoint(ch);
@@ -163,9 +161,15 @@ void vmc_chan_settle(struct vmc_chan *ch)
 	vmc_chan_update_watch(ch);
 }
 
+/*
+ * Takes a DATA payload: written to the host program straight from guest
+ * memory while nothing is buffered (order), only what it did not take is
+ * copied into the channel's buffer.
+ */
 static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint32_t len)
 {
-	uint32_t tail, first;
+	struct iovec iov[VQ_MAX_IOV];
+	uint32_t tail, first, taken = 0;
 
 	if (!vmc_chan_buf_alloc(ch)) {
 		/* No host program to take it (any more): consumed, and the writer told. */
@@ -178,13 +182,21 @@ static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint
 		ch->stats.over_credit_bytes += len;
 		return;
 	}
+	if (!ch->buf_len)
+		taken = (uint32_t)vmc_chan_write_direct(ch, iov,
+				iov_slice(elem->out, elem->n_out, HDR_SIZE, len, iov));
+	if (taken == len)
+		return;
+	len -= taken;
 	tail = (ch->buf_head + ch->buf_len) % VMC_G2H_BUF_SIZE;
 	first = VMC_G2H_BUF_SIZE - tail < len ? VMC_G2H_BUF_SIZE - tail : len;
-	iov_to_buf(elem->out, elem->n_out, HDR_SIZE, ch->buf + tail, first);
-	iov_to_buf(elem->out, elem->n_out, HDR_SIZE + first, ch->buf, len - first);
+	iov_to_buf(elem->out, elem->n_out, HDR_SIZE + taken, ch->buf + tail, first);
+	iov_to_buf(elem->out, elem->n_out, HDR_SIZE + taken + first, ch->buf, len - first);
 	ch->buf_len += len;
 	ch->stats.buffer_full += ch->buf_len == VMC_G2H_BUF_SIZE;
-	vmc_chan_flush(ch);
+	/* After a short write the socket is full; an error is handled there. */
+	if (!taken)
+		vmc_chan_flush(ch);
 }
 
 /* Takes the credit fields of a message of the current session. */

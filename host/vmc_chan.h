@@ -33,6 +33,11 @@ void vmc_chan_reset(struct vmc_chan *ch);
  */
 void vmc_chan_pump(struct vmc_chan *ch);
 
+/* The channel is freed: out of the lookup and the ready list. */
+void vmc_device_forget(struct vmc_chan *ch);
+/* The channel has something for the driver and waits for rxq: served when it can be. */
+void vmc_ready_add(struct vmc_chan *ch);
+void vmc_ready_del(struct vmc_chan *ch);
 /* rxq as channels may use it now: NULL while stopped, suspended or a device reply waits. */
 struct vq *vmc_rxq(struct vmc_device *dev);
 /* Pops an rx buffer that holds at least a header; false (and starved) if none. */
@@ -63,8 +68,10 @@ uint32_t vmc_chan_buf_alloc(const struct vmc_chan *ch);
 void vmc_chan_credit_check(struct vmc_chan *ch);
 /* Guest bytes of the session that no host program will get: consumed, the driver told. */
 void vmc_chan_lose_guest_bytes(struct vmc_chan *ch, uint32_t len);
-/* Sends what the session is owed, in protocol order; true if anything went. */
-bool vmc_chan_send_owed(struct vmc_chan *ch);
+/* Sends what the session is owed, in protocol order, as rx buffers allow. */
+void vmc_chan_send_owed(struct vmc_chan *ch);
+/* The session is owed messages (not counting host bytes). */
+bool vmc_chan_owes_driver(const struct vmc_chan *ch);
 
 /* ---- the host endpoint (vmc_chan_host.c) ---- */
 
@@ -81,6 +88,12 @@ void vmc_chan_close_client(struct vmc_chan *ch);
 void vmc_chan_end_host_stream(struct vmc_chan *ch);
 /* Writes buffered guest bytes to the host program as far as it takes them. */
 void vmc_chan_flush(struct vmc_chan *ch);
+/*
+ * Writes guest bytes straight from guest memory while nothing is buffered;
+ * returns how many the host program took (0 on EAGAIN or an error, which
+ * vmc_chan_flush() meets again and handles).
+ */
+size_t vmc_chan_write_direct(struct vmc_chan *ch, const struct iovec *iov, unsigned int n);
 void vmc_chan_update_watch(struct vmc_chan *ch);
 /* A session waits for the service the channel connects to. */
 bool vmc_chan_waits_for_service(const struct vmc_chan *ch);

@@ -75,6 +75,27 @@ static void host_stopped_taking(struct vmc_chan *ch)
 	vmc_chan_discard_buffer(ch);
 }
 
+/* The host program took @n guest bytes: consumed, and counted for the session. */
+static void host_took(struct vmc_chan *ch, size_t n)
+{
+	ch->stats.bytes_to_host += (uint64_t)n;
+	/* An ended session's bytes are no longer counted for anyone. */
+	if (ch->state == CHAN_LINKED)
+		ch->fwd_cnt += (uint32_t)n;
+	vmc_chan_credit_check(ch);
+}
+
+size_t vmc_chan_write_direct(struct vmc_chan *ch, const struct iovec *iov, unsigned int n)
+{
+	/* Non-blocking descriptors; SIGPIPE is ignored. */
+	ssize_t written = vmc_chan_host_takes(ch) ? writev(chan_out_fd(ch), iov, (int)n) : -1;
+
+	if (written <= 0)
+		return 0;
+	host_took(ch, (size_t)written);
+	return (size_t)written;
+}
+
 /* Writes buffered guest bytes to the client as far as it takes them. */
 void vmc_chan_flush(struct vmc_chan *ch)
 {
@@ -98,10 +119,7 @@ void vmc_chan_flush(struct vmc_chan *ch)
 		}
 		ch->buf_head = (ch->buf_head + (uint32_t)n) % VMC_G2H_BUF_SIZE;
 		ch->buf_len -= (uint32_t)n;
-		ch->stats.bytes_to_host += (uint64_t)n;
-		/* An ended session's bytes are no longer counted for anyone. */
-		if (ch->state == CHAN_LINKED)
-			ch->fwd_cnt += (uint32_t)n;
+		host_took(ch, (size_t)n);
 	}
 	vmc_chan_credit_check(ch);
 }
@@ -141,23 +159,34 @@ bool vmc_chan_host_gone(const struct vmc_chan *ch)
 	}
 }
 
-/* Host bytes are read only for a session that has credit and a free rx buffer. */
+/* Host bytes are read only for a session that has credit. */
 static bool chan_wants_host_bytes(const struct vmc_chan *ch)
 {
 	return ch->state == CHAN_LINKED && !ch->removed && ch->connect_sent && !ch->client_rd_eof &&
-	       vmc_chan_guest_credit(ch) && vmc_rxq(ch->dev) && !ch->dev->rx_starved;
+	       vmc_chan_guest_credit(ch);
 }
 
+/*
+ * Watches the sockets for what the channel can do next.  A channel waiting
+ * for rxq (no buffer, or the rings stopped) is not woken by its host
+ * program's bytes, which it could not send (a busy loop): it is served when
+ * buffers come.  One whose host bytes meet an empty rxq waits from then on.
+ */
 void vmc_chan_update_watch(struct vmc_chan *ch)
 {
 	uint32_t events = 0;
 	bool out = ch->buf_len && vmc_chan_host_takes(ch);
+	bool wants = chan_wants_host_bytes(ch);
 
+	if (ch->removed)
+		vmc_ready_del(ch);
+	else if (!vmc_rxq(ch->dev) && (wants || vmc_chan_owes_driver(ch)))
+		vmc_ready_add(ch);
 	if (ch->listen_fd >= 0)
 		loop_set_events(&ch->listen_watch, ch->client_fd < 0 ? EPOLLIN : 0);
 	if (ch->client_fd < 0 || ch->client_hup)
 		return;
-	if (chan_wants_host_bytes(ch))
+	if (wants && !ch->ready && vmc_rxq(ch->dev))
 		events |= EPOLLIN;
 	if (ch->client_out_fd >= 0)
 		loop_set_events(&ch->client_out_watch, out ? EPOLLOUT : 0);

@@ -75,13 +75,22 @@ static void hdr_fill(struct vmc_chan *ch, struct vmchannel_hdr *hdr,
 	ch->owed &= ~VMC_OWE_CREDIT;
 }
 
+/* Pops an rx buffer; without one the channel waits for the next. */
+static bool chan_rx_pop(struct vmc_chan *ch, struct vq_elem *elem)
+{
+	if (vmc_rx_pop(ch->dev, elem))
+		return true;
+	vmc_ready_add(ch);
+	return false;
+}
+
 /* Sends a message without payload; false when no rx buffer is available. */
 static bool send_ctrl(struct vmc_chan *ch, enum vmchannel_msg_type type)
 {
 	struct vmchannel_hdr hdr;
 	struct vq_elem elem;
 
-	if (!vmc_rx_pop(ch->dev, &elem))
+	if (!chan_rx_pop(ch, &elem))
 		return false;
 	hdr_fill(ch, &hdr, type, 0);
 	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
@@ -96,38 +105,12 @@ static bool send_fault(struct vmc_chan *ch, unsigned int k)
 	struct vq_elem elem;
 	uint32_t used;
 
-	if (!vmc_rx_pop(ch->dev, &elem))
+	if (!chan_rx_pop(ch, &elem))
 		return false;
 	used = vmc_fault_rx_message(ch->dev->faults, k, ch->id, (uint32_t)elem.in_len, &hdr);
 	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
 	vq_push(vmc_rxq(ch->dev), &elem, used);
 	return true;
-}
-
-/* Takes the bytes the writable part of @elem holds after the header. */
-static unsigned int payload_iov(const struct vq_elem *elem, size_t max, struct iovec *iov)
-{
-	size_t skip = HDR_SIZE;
-	unsigned int i, n = 0;
-
-	for (i = 0; i < elem->n_in && max; i++) {
-		size_t len = elem->in[i].iov_len;
-		uint8_t *base = elem->in[i].iov_base;
-
-		if (skip >= len) {
-			skip -= len;
-			continue;
-		}
-		base += skip;
-		len -= skip;
-		skip = 0;
-		if (len > max)
-			len = max;
-		iov[n].iov_base = base;
-		iov[n++].iov_len = len;
-		max -= len;
-	}
-	return n;
 }
 
 /* The host program's stream ended: HOST_DISCONNECT after its last byte. */
@@ -152,7 +135,7 @@ static bool pump_data(struct vmc_chan *ch)
 	ssize_t n;
 
 	vmc_chan_stats_credit(&ch->stats, credit);
-	if (!credit || !vmc_rx_pop(ch->dev, &elem))
+	if (!credit || !chan_rx_pop(ch, &elem))
 		return false;
 	room = elem.in_len - HDR_SIZE;
 	if (room > credit)
@@ -169,7 +152,7 @@ static bool pump_data(struct vmc_chan *ch)
 		vq_push(vmc_rxq(ch->dev), &elem, sizeof(hdr));
 		return true;
 	}
-	n = readv(ch->client_fd, iov, (int)payload_iov(&elem, room, iov));
+	n = readv(ch->client_fd, iov, (int)iov_slice(elem.in, elem.n_in, HDR_SIZE, room, iov));
 	if (n <= 0) {
 		vq_unpop(vmc_rxq(ch->dev));
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -193,50 +176,48 @@ static bool chan_eof_window_open(const struct vmc_chan *ch)
 	return ch->disconnects_sent - ch->peer_eof_cnt < VMCHANNEL_EOF_WINDOW;
 }
 
-/* Sends what the session is owed, in protocol order; true if anything went. */
-bool vmc_chan_send_owed(struct vmc_chan *ch)
+/* The session is owed messages (not counting host bytes). */
+bool vmc_chan_owes_driver(const struct vmc_chan *ch)
 {
-	bool sent = false;
+	return chan_state_has_session(ch->state) && (ch->owed || ch->send_faults || ch->data_lost);
+}
 
+/* Sends what the session is owed, in protocol order, as rx buffers allow. */
+void vmc_chan_send_owed(struct vmc_chan *ch)
+{
 	/* These carry our credit for the connection: it must still be there. */
 	if (ch->owed & (VMC_OWE_OPEN | VMC_OWE_CONNECT))
 		vmc_chan_host_check(ch);
 	if (ch->owed & VMC_OWE_OPEN) {
 		if (!send_ctrl(ch, VMCHANNEL_MSG_OPEN))
-			return sent;
+			return;
 		ch->owed &= ~VMC_OWE_OPEN;
-		sent = true;
 	}
 	while (ch->send_faults) {
 		if (!send_fault(ch, vmc_fault_rx_messages(ch->dev->faults) - ch->send_faults))
-			return sent;
+			return;
 		ch->send_faults--;
-		sent = true;
 	}
 	/* A new host stream waits while the driver holds a window of ends. */
 	if ((ch->owed & VMC_OWE_CONNECT) && chan_eof_window_open(ch)) {
 		if (!send_ctrl(ch, VMCHANNEL_MSG_HOST_CONNECT))
-			return sent;
+			return;
 		ch->owed &= ~VMC_OWE_CONNECT;
 		ch->connect_sent = true;
-		sent = true;
 	}
 	while (ch->state == CHAN_LINKED && ch->connect_sent && !ch->client_rd_eof &&
 	       pump_data(ch))
-		sent = true;
+		;
 	if (ch->owed & VMC_OWE_DISCONNECT) {
 		if (!send_ctrl(ch, VMCHANNEL_MSG_HOST_DISCONNECT))
-			return sent;
+			return;
 		ch->owed &= ~VMC_OWE_DISCONNECT;
 		ch->connect_sent = false;
 		ch->disconnects_sent++;
-		sent = true;
 	}
 	if ((ch->owed & VMC_OWE_CREDIT) || ch->data_lost) {
 		if (!send_ctrl(ch, VMCHANNEL_MSG_CREDIT))
-			return sent;
+			return;
 		ch->owed &= ~VMC_OWE_CREDIT;
-		sent = true;
 	}
-	return sent;
 }

@@ -6,6 +6,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <linux/virtio_ring.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,13 +16,19 @@
 
 #define HDR_SIZE sizeof(struct vmchannel_hdr)
 
+static struct vmc_chan **id_bucket(struct vmc_device *dev, uint32_t id)
+{
+	return &dev->by_id[id % VMC_ID_BUCKETS];
+}
+
+/* The channel with @id, in the table or removed; NULL if none. */
 static struct vmc_chan *chan_by_id(struct vmc_device *dev, uint32_t id)
 {
-	unsigned int i;
+	struct vmc_chan *ch;
 
-	for (i = 0; i < dev->nchans; i++)
-		if (dev->chans[i]->id == id)
-			return dev->chans[i];
+	for (ch = *id_bucket(dev, id); ch; ch = ch->next_by_id)
+		if (ch->id == id)
+			return ch;
 	return NULL;
 }
 
@@ -32,17 +39,6 @@ static struct vmc_chan *chan_by_name(struct vmc_device *dev, const char *name)
 	for (i = 0; i < dev->nchans; i++)
 		if (!strcmp(dev->chans[i]->name, name))
 			return dev->chans[i];
-	return NULL;
-}
-
-/* A channel out of the table whose driver session is still open (it takes that session's messages). */
-static struct vmc_chan *removed_by_id(struct vmc_device *dev, uint32_t id)
-{
-	struct vmc_chan *ch;
-
-	for (ch = dev->removed; ch; ch = ch->next_removed)
-		if (ch->id == id && chan_state_has_session(ch->state))
-			return ch;
 	return NULL;
 }
 
@@ -59,7 +55,37 @@ static void reset_removed(struct vmc_device *dev)
 	}
 }
 
+void vmc_device_forget(struct vmc_chan *ch)
+{
+	struct vmc_chan **p;
+
+	vmc_ready_del(ch);
+	for (p = id_bucket(ch->dev, ch->id); *p; p = &(*p)->next_by_id)
+		if (*p == ch) {
+			*p = ch->next_by_id;
+			break;
+		}
+}
+
 /* ---- rxq ---- */
+
+void vmc_ready_add(struct vmc_chan *ch)
+{
+	if (ch->ready)
+		return;
+	TAILQ_INSERT_TAIL(&ch->dev->ready, ch, ready_link);
+	ch->dev->nready++;
+	ch->ready = true;
+}
+
+void vmc_ready_del(struct vmc_chan *ch)
+{
+	if (!ch->ready)
+		return;
+	TAILQ_REMOVE(&ch->dev->ready, ch, ready_link);
+	ch->dev->nready--;
+	ch->ready = false;
+}
 
 /* rxq whatever is owed on it: NULL while the rings are stopped or SUSPEND holds. */
 static struct vq *device_rxq(struct vmc_device *dev)
@@ -102,7 +128,6 @@ static bool send_device_message(struct vmc_device *dev, enum vmchannel_msg_type 
 		return false;
 	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
 	vq_push(device_rxq(dev), &elem, sizeof(hdr));
-	vq_notify(device_rxq(dev));
 	return true;
 }
 
@@ -118,27 +143,30 @@ static void device_send_owed(struct vmc_device *dev)
 }
 
 /*
- * Serves every channel, each up to its credit, starting where the last round
- * ran out of buffers: the channels that got none then are served first now,
- * so no channel is favoured by its place in the table.
+ * Serves the channels waiting for rxq, each up to its credit, in the order
+ * they came to wait.  One that was served and has more goes to the back;
+ * one that got no buffer when they ran out stays in front, so no channel is
+ * favoured by its place in the table.  Channels not waiting are not visited:
+ * their sockets stay watched as they are.
  */
 static void device_pump(struct vmc_device *dev)
 {
-	unsigned int i, n = dev->nchans, first = n ? dev->rx_first % n : 0;
-	struct vq *rxq = device_rxq(dev);
+	unsigned int n;
+	struct vmc_chan *ch;
+	struct vq *rxq;
 
 	device_send_owed(dev);
-	for (i = 0; i < n; i++) {
-		unsigned int k = (first + i) % n;
-		uint16_t used_before = rxq ? rxq->used_idx : 0;
+	rxq = vmc_rxq(dev);
+	/* At most one visit each: a channel waits again only when rxq runs dry. */
+	for (n = dev->nready; rxq && n && !dev->rx_starved; n--) {
+		uint16_t used_before = rxq->used_idx;
 
-		vmc_chan_pump(dev->chans[k]);
-		if (dev->rx_starved) {
-			/* Channel k got its share if it sent anything at all. */
-			dev->rx_first = rxq && rxq->used_idx != used_before ? k + 1 : k;
-			for (i++; i < n; i++)
-				vmc_chan_pump(dev->chans[(first + i) % n]);
-			return;
+		ch = TAILQ_FIRST(&dev->ready);
+		vmc_ready_del(ch);
+		vmc_chan_pump(ch);
+		if (ch->ready && rxq->used_idx == used_before) {
+			TAILQ_REMOVE(&dev->ready, ch, ready_link);
+			TAILQ_INSERT_HEAD(&dev->ready, ch, ready_link);
 		}
 	}
 }
@@ -198,8 +226,9 @@ static void tx_message(struct vmc_device *dev, const struct vq_elem *elem)
 		return;
 	}
 	ch = chan_by_id(dev, id);
-	if (!ch)
-		ch = removed_by_id(dev, id);
+	/* A removed channel takes only its open session's messages. */
+	if (ch && ch->removed && !chan_state_has_session(ch->state))
+		ch = NULL;
 	if (!ch) {
 		log_warn("tx: message for unknown channel %u", id);
 		return;
@@ -211,15 +240,21 @@ static void process_tx(struct vmc_device *dev)
 {
 	struct vq *vq = vu_dev_queue(&dev->vu, VMCHANNEL_VQ_TX);
 	struct vq_elem elem;
-	bool used = false;
 
 	while (vq && vq_pop(vq, &dev->vu.mem, &elem) > 0) {
 		tx_message(dev, &elem);
 		vq_push(vq, &elem, 0);
-		used = true;
 	}
-	if (used)
-		vq_notify(vq);
+}
+
+/* After each batch of events: one interrupt per queue tells of all it used. */
+static void device_signal_guest(void *opaque)
+{
+	struct vmc_device *dev = opaque;
+	unsigned int i;
+
+	for (i = 0; i < VMCHANNEL_NUM_VQS; i++)
+		vq_notify(&dev->vu.vqs[i]);
 }
 
 /* ---- vhost-user events ---- */
@@ -232,7 +267,7 @@ static void vmc_queue_kicked(void *opaque, unsigned int index)
 		process_tx(dev);
 		return;
 	}
-	/* New receive buffers: every channel may have something to send. */
+	/* New receive buffers: the channels waiting for them are served. */
 	dev->rx_starved = false;
 	device_pump(dev);
 }
@@ -243,7 +278,12 @@ static void vmc_rings_stopped(void *opaque)
 	struct vmc_device *dev = opaque;
 	unsigned int i;
 
-	/* Only the socket watches change: no host socket is read while stopped. */
+	/* What was used before the stop is announced now, while the call fd is there. */
+	device_signal_guest(dev);
+	/*
+	 * No host socket is read while stopped: the socket watches change, and
+	 * channels with something to send wait for the rings to run again.
+	 */
 	for (i = 0; i < dev->nchans; i++)
 		vmc_chan_pump(dev->chans[i]);
 }
@@ -270,7 +310,8 @@ static void vmc_device_reset(void *opaque)
 }
 
 const struct vu_device_ops vmc_device_ops = {
-	.features = 1ULL << 32,		/* VIRTIO_F_VERSION_1 */
+	/* VIRTIO_F_VERSION_1; EVENT_IDX: the guest kicks and is interrupted only when needed. */
+	.features = (1ULL << 32) | (1ULL << VIRTIO_RING_F_EVENT_IDX),
 	.num_queues = VMCHANNEL_NUM_VQS,
 	.get_config = vmc_get_config,
 	.set_config = vmc_set_config,
@@ -305,6 +346,8 @@ static int chan_create(struct vmc_device *dev, const char *spec)
 	if (err)
 		return err;
 	dev->chans[dev->nchans++] = ch;
+	ch->next_by_id = *id_bucket(dev, ch->id);
+	*id_bucket(dev, ch->id) = ch;
 	return 0;
 }
 
@@ -354,6 +397,8 @@ int vmc_device_init(struct vmc_device *dev, const char *dir, char **specs,
 	dev->generation = 1;
 	dev->next_id = 1;
 	dev->dir = dir;
+	TAILQ_INIT(&dev->ready);
+	loop_on_batch_end(device_signal_guest, dev);
 	dev->chans = calloc(VMCHANNEL_MAX_CHANNELS, sizeof(*dev->chans));
 	if (!dev->chans)
 		return -1;
@@ -367,6 +412,7 @@ void vmc_device_fini(struct vmc_device *dev)
 {
 	unsigned int i;
 
+	loop_on_batch_end(NULL, NULL);
 	vu_dev_detach(&dev->vu);
 	for (i = 0; i < dev->nchans; i++)
 		vmc_chan_destroy(dev->chans[i]);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <linux/vmchannel.h>
 
 #include "chan_state.h"
@@ -22,6 +23,12 @@
 #define VMC_G2H_BUF_SIZE (256 * 1024)
 /* How long a removed channel's host program has to take its last bytes. */
 #define VMC_REMOVED_DRAIN_SECONDS 30
+/*
+ * Buckets of the channel lookup by id.  Ids are never reused (device-spec),
+ * so they grow past VMCHANNEL_MAX_CHANNELS as channels come and go; at most
+ * that many are in the table, and consecutive ids fall in distinct buckets.
+ */
+#define VMC_ID_BUCKETS 1024
 
 struct vmc_device;
 
@@ -42,6 +49,9 @@ struct vmc_chan {
 	enum chan_state state;
 	bool removed;			/* left the table: freed once nothing is left to deliver */
 	struct vmc_chan *next_removed;	/* in vmc_device.removed */
+	struct vmc_chan *next_by_id;	/* in its vmc_device.by_id bucket */
+	bool ready;			/* in vmc_device.ready */
+	TAILQ_ENTRY(vmc_chan) ready_link;
 
 	/* Host endpoint. */
 	int listen_fd;			/* -1 when @connects or removed */
@@ -86,7 +96,14 @@ struct vmc_device {
 	struct vmc_chan **chans;	/* VMCHANNEL_MAX_CHANNELS slots, in table order */
 	unsigned int nchans;
 	struct vmc_chan *removed;	/* channels out of the table, still draining */
-	unsigned int rx_first;		/* table index served first on the next rxq kick */
+	struct vmc_chan *by_id[VMC_ID_BUCKETS];	/* table and removed channels, by id */
+	/*
+	 * Channels in the table with messages or host bytes for the driver that
+	 * found no rx buffer (or rxq stopped), in the order they are served
+	 * when buffers come: only these are visited on an rxq kick.
+	 */
+	TAILQ_HEAD(vmc_ready_list, vmc_chan) ready;
+	unsigned int nready;
 	bool rx_starved;		/* rxq ran out of buffers: wait for a kick */
 	bool rx_suspended;		/* SUSPEND acknowledged: rxq unused until RESUME */
 	bool owe_reset;			/* device-level replies owed, sent before all else */

@@ -160,8 +160,7 @@ static bool vu_start_queue(struct vu_dev *dev, unsigned int index)
 		log_error("queue %u started without a mapped ring", index);
 		return false;
 	}
-	vq->used_idx = le16toh(vq->used->idx);
-	vq->started = true;
+	vq_start(vq, dev->features & (1ULL << VIRTIO_RING_F_EVENT_IDX));
 	if (!(dev->features & (1ULL << VU_F_PROTOCOL_FEATURES)))
 		vq->enabled = true;
 	if (loop_watch(&dev->kicks[index].watch, vq->kick_fd, EPOLLIN, vu_kick_ready,

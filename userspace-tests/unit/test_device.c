@@ -910,6 +910,237 @@ static void test_stats_credit_stall(void)
 	CU_ASSERT_EQUAL(st.credit_stalls, 2);
 }
 
+/* ---- the data path ---- */
+
+/* Gives rxq a call eventfd; returns the test's end, whose value counts the signals. */
+static int rx_call_counter(void)
+{
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	VMC_ASSERT_FATAL(efd >= 0);
+	g.dev->vu.vqs[VMCHANNEL_VQ_RX].call_fd = dup(efd);
+	return efd;
+}
+
+/* Signals of the guest's rxq interrupt since the last look. */
+static unsigned int rx_calls(int efd)
+{
+	eventfd_t n = 0;
+
+	return eventfd_read(efd, &n) == 0 ? (unsigned int)n : 0;
+}
+
+/* Several channels served in one batch of events: one interrupt, not one per channel. */
+static void test_one_call_per_batch(void)
+{
+	char *names[] = { "a", "b", "c" };
+	int host[3], efd;
+	unsigned int i;
+
+	guest_start(names, 3);
+	guest_post_rx(16);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	for (i = 0; i < 3; i++) {
+		host[i] = host_connect((char[2]){ (char)('a' + i), 0 });
+		guest_ctrl(i + 1, VMCHANNEL_MSG_OPEN, 1);
+	}
+	settle();
+	drain_rx();
+	efd = rx_call_counter();
+	for (i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(write(host[i], "abc", 3), 3);
+	/* The three sockets are ready before the loop looks: one batch. */
+	CU_ASSERT_EQUAL(loop_dispatch(100), 3);
+	for (i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 3);
+	CU_ASSERT_EQUAL(rx_calls(efd), 1);
+	for (i = 0; i < 3; i++)
+		close(host[i]);
+	close(efd);
+	guest_stop();
+}
+
+/*
+ * VIRTIO_RING_F_EVENT_IDX: the guest is interrupted only when the used index
+ * passes its used_event, and asked to kick only when a ring it ran dry gets
+ * a buffer again (avail_event).
+ */
+static void test_event_idx(void)
+{
+	char *names[] = { "a" };
+	struct vring_avail *rx_avail = gpa(RX_RING_GPA + 0x1000);
+	struct vring_used *rx_used = gpa(RX_RING_GPA + 0x2000);
+	struct vring_used *tx_used = gpa(TX_RING_GPA + 0x2000);
+	struct vq *rxq;
+	unsigned int i;
+	int host, efd;
+
+	guest_start(names, 1);
+	rxq = &g.dev->vu.vqs[VMCHANNEL_VQ_RX];
+	vq_start(rxq, true);
+	vq_start(&g.dev->vu.vqs[VMCHANNEL_VQ_TX], true);
+	host = linked_channel(1);
+	efd = rx_call_counter();
+	settle();
+	/* The first signal after the start is never suppressed. */
+	CU_ASSERT_EQUAL(rx_calls(efd), 1);
+	drain_rx();
+	/* Interrupt me once the fourth message from now is used. */
+	rx_avail->ring[RXQ_SIZE] = htole16((uint16_t)(g.rx_seen + 3));
+	for (i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL(write(host, "x", 1), 1);
+		CU_ASSERT_EQUAL(loop_dispatch(100), 1);
+		CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 1);
+		CU_ASSERT_EQUAL(rx_calls(efd), i == 3 ? 1u : 0u);
+	}
+	/* txq ran dry: the next message must be kicked. */
+	CU_ASSERT_EQUAL(le16toh(*(uint16_t *)&tx_used->ring[TXQ_SIZE]), g.tx_posted);
+	/* rxq too, once its buffers are used up. */
+	CU_ASSERT_NOT_EQUAL(le16toh(*(uint16_t *)&rx_used->ring[RXQ_SIZE]), g.rx_posted);
+	CU_ASSERT_EQUAL(write(host, pattern, 65536), 65536);
+	settle();
+	CU_ASSERT_EQUAL(rxq->last_avail_idx, g.rx_posted);
+	CU_ASSERT_EQUAL(le16toh(*(uint16_t *)&rx_used->ring[RXQ_SIZE]), g.rx_posted);
+	close(host);
+	close(efd);
+	guest_stop();
+}
+
+/*
+ * Guest bytes go to the host program straight from guest memory while
+ * nothing is buffered; only what the socket did not take is copied into the
+ * channel's buffer, and bytes that come later wait behind it.
+ */
+static void test_direct_write_partial(void)
+{
+	char *names[] = { "a" };
+	static uint8_t got[65536 + 1000 + 10];
+	struct vmc_chan *ch;
+	uint32_t off = 0;
+	ssize_t n;
+	int host;
+
+	fill_pattern();
+	guest_start(names, 1);
+	host = linked_channel(1);
+	ch = g.dev->chans[0];
+	shrink_daemon_socket(ch);
+	guest_data(1, 1, pattern, 65536);
+	/* Part written from guest memory, the rest copied to the start of the buffer. */
+	CU_ASSERT_TRUE(ch->buf_len > 0 && ch->buf_len < 65536);
+	CU_ASSERT_EQUAL(ch->buf_head, 0);
+	CU_ASSERT_EQUAL(ch->fwd_cnt, 65536 - ch->buf_len);
+	/* Behind the buffered bytes, not before them. */
+	guest_data(1, 1, pattern + 7, 1000);
+	while (off < 65536 + 1000 && (n = host_read_all(host, got + off, 65536 + 1000 - off)) > 0)
+		off += (uint32_t)n;
+	CU_ASSERT_EQUAL(off, 65536 + 1000);
+	CU_ASSERT_EQUAL(memcmp(got, pattern, 65536), 0);
+	CU_ASSERT_EQUAL(memcmp(got + 65536, pattern + 7, 1000), 0);
+	CU_ASSERT_EQUAL(ch->buf_len, 0);
+	/* Nothing buffered: all of it written at once. */
+	guest_data(1, 1, "0123456789", 10);
+	CU_ASSERT_EQUAL(ch->buf_len, 0);
+	CU_ASSERT_EQUAL(ch->fwd_cnt, 65536 + 1000 + 10);
+	CU_ASSERT_EQUAL(host_read_all(host, got, 10), 10);
+	CU_ASSERT_EQUAL(memcmp(got, "0123456789", 10), 0);
+	close(host);
+	guest_stop();
+}
+
+/*
+ * Only channels with something to send wait for rxq, and they are served in
+ * turns, one buffer each, whatever their place in the table.
+ */
+static void test_ready_list_turns(void)
+{
+	char *names[] = { "a", "b", "c", "d" };
+	unsigned int served[5] = { 0 }, i, last = 0;
+	struct vmchannel_hdr hdr;
+	int host[4];
+
+	fill_pattern();
+	guest_start(names, 4);
+	guest_post_rx(16);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	for (i = 0; i < 4; i++) {
+		host[i] = host_connect((char[2]){ (char)('a' + i), 0 });
+		guest_ctrl(i + 1, VMCHANNEL_MSG_OPEN, 1);
+	}
+	settle();
+	drain_rx();
+	/* c stays idle; the others have more than the buffers left carry. */
+	for (i = 0; i < 4; i++)
+		if (i != 2)
+			CU_ASSERT_EQUAL(write(host[i], pattern, 65536), 65536);
+	settle();
+	drain_rx();
+	CU_ASSERT_EQUAL(g.dev->nready, 3);
+	CU_ASSERT_FALSE(g.dev->chans[2]->ready);
+	for (i = 0; i < 12; i++) {
+		guest_post_rx(1);
+		CU_ASSERT_TRUE(guest_recv(&hdr, NULL, 0));
+		CU_ASSERT_EQUAL(le16toh(hdr.type), VMCHANNEL_MSG_DATA);
+		/* Never the same channel twice in a row. */
+		CU_ASSERT_NOT_EQUAL(le32toh(hdr.channel_id), last);
+		last = le32toh(hdr.channel_id);
+		if (last <= 4)
+			served[last]++;
+	}
+	CU_ASSERT_EQUAL(served[1], 4);
+	CU_ASSERT_EQUAL(served[2], 4);
+	CU_ASSERT_EQUAL(served[3], 0);
+	CU_ASSERT_EQUAL(served[4], 4);
+	for (i = 0; i < 4; i++)
+		close(host[i]);
+	guest_stop();
+}
+
+/*
+ * Channel ids the device never gave, or gave to a channel since removed, are
+ * unknown wherever they fall in the lookup; ids are never reused, so they
+ * pass VMC_ID_BUCKETS and share buckets with older channels.
+ */
+static void test_lookup_by_id(void)
+{
+	char *names[] = { "a", "b" };
+	const uint32_t unknown[] = { 3, VMC_ID_BUCKETS, VMC_ID_BUCKETS + 1, VMCHANNEL_MAX_CHANNELS + 2,
+				     0x7fffffff, 0xffffffff };
+	uint32_t shared = VMC_ID_BUCKETS + 1;
+	unsigned int i;
+	int host;
+
+	guest_start(names, 2);
+	host = linked_channel(1);
+	for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		guest_ctrl(unknown[i], VMCHANNEL_MSG_OPEN, 5);
+		guest_data(unknown[i], 1, "lost", 4);
+	}
+	expect_nothing();
+	CU_ASSERT_EQUAL(host_read_all(host, (uint8_t[8]){ 0 }, 8), 0);
+	/* A channel added after 1024 others shares channel 1's bucket. */
+	g.dev->next_id = shared;
+	CU_ASSERT_EQUAL(vmc_device_add_channel(g.dev, "c"), 0);
+	CU_ASSERT_EQUAL(g.dev->chans[2]->id, shared);
+	guest_ctrl(shared, VMCHANNEL_MSG_OPEN, 7);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_OPEN, 7).channel_id), shared);
+	guest_data(1, 1, "one", 3);
+	CU_ASSERT_EQUAL(host_read_all(host, (uint8_t[8]){ 0 }, 3), 3);
+	guest_ctrl(2, VMCHANNEL_MSG_OPEN, 9);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_OPEN, 9).channel_id), 2);
+	/* Removed without a session, and gone from the lookup. */
+	guest_ctrl(shared, VMCHANNEL_MSG_CLOSE, 7);
+	drain_rx();
+	CU_ASSERT_EQUAL(vmc_device_remove_channel(g.dev, "c"), 0);
+	settle();
+	guest_ctrl(shared, VMCHANNEL_MSG_OPEN, 8);
+	expect_nothing();
+	guest_data(1, 1, "two", 3);
+	CU_ASSERT_EQUAL(host_read_all(host, (uint8_t[8]){ 0 }, 3), 3);
+	close(host);
+	guest_stop();
+}
+
 void register_device_tests(void)
 {
 	CU_pSuite s = vmc_add_suite("host device lifecycle");
@@ -932,4 +1163,12 @@ void register_device_tests(void)
 	vmc_add_test(s, "channels served in turns", test_fair_rx);
 	vmc_add_test(s, "statistics count bytes, messages and losses", test_stats_count);
 	vmc_add_test(s, "statistics count credit stalls once each", test_stats_credit_stall);
+
+	s = vmc_add_suite("host data path");
+	vmc_add_test(s, "one interrupt per batch of events", test_one_call_per_batch);
+	vmc_add_test(s, "EVENT_IDX: used_event and avail_event", test_event_idx);
+	vmc_add_test(s, "guest bytes written from guest memory, the rest buffered",
+		     test_direct_write_partial);
+	vmc_add_test(s, "ready list: only waiting channels, in turns", test_ready_list_turns);
+	vmc_add_test(s, "lookup of unknown and shared-bucket ids", test_lookup_by_id);
 }
