@@ -75,7 +75,9 @@ static void ring_start(unsigned int index, uint64_t ring_gpa, unsigned int num)
 	vq->used_uaddr = ring_gpa + 0x2000;
 	if (!vq_map(vq, &dev->vu.mem))
 		abort();
-	vq->started = vq->enabled = true;
+	/* EVENT_IDX, as QEMU negotiates it: used_event is the fuzzer's too. */
+	vq_start(vq, true);
+	vq->enabled = true;
 }
 
 static void device_start(void)
