@@ -1097,6 +1097,50 @@ static void test_ready_list_turns(void)
 }
 
 /*
+ * A waiting channel that got no buffer because the one before it took the
+ * last stays first: a ran out of credit on the last buffer without asking
+ * for another, so b met the empty ring, and c must not overtake it.
+ */
+static void test_ready_list_keeps_place(void)
+{
+	char *names[] = { "a", "b", "c" };
+	struct msg open_a = { .channel_id = 1, .type = VMCHANNEL_MSG_OPEN, .session = 1,
+			      .buf_alloc = 2 * (RX_BUF_SIZE - HDR_SIZE) };
+	int host[3];
+	unsigned int i;
+
+	fill_pattern();
+	guest_start(names, 3);
+	/* The RESET, OPEN and HOST_CONNECT replies; one buffer more once they are out. */
+	guest_post_rx(7);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	for (i = 0; i < 3; i++) {
+		host[i] = host_connect((char[2]){ (char)('a' + i), 0 });
+		if (i)
+			guest_ctrl(i + 1, VMCHANNEL_MSG_OPEN, 1);
+		else
+			guest_send(&open_a);
+	}
+	guest_post_rx(1);
+	settle();
+	drain_rx();
+	/* a fills the spare buffer; then a, b and c wait, a with credit for one buffer. */
+	for (i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(write(host[i], pattern, 65536), 65536);
+		settle();
+	}
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).channel_id), 1);
+	CU_ASSERT_EQUAL(g.dev->nready, 3);
+	for (i = 1; i <= 3; i++) {
+		guest_post_rx(1);
+		CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).channel_id), i);
+	}
+	for (i = 0; i < 3; i++)
+		close(host[i]);
+	guest_stop();
+}
+
+/*
  * Channel ids the device never gave, or gave to a channel since removed, are
  * unknown wherever they fall in the lookup; ids are never reused, so they
  * pass VMC_ID_BUCKETS and share buckets with older channels.
@@ -1170,5 +1214,7 @@ void register_device_tests(void)
 	vmc_add_test(s, "guest bytes written from guest memory, the rest buffered",
 		     test_direct_write_partial);
 	vmc_add_test(s, "ready list: only waiting channels, in turns", test_ready_list_turns);
+	vmc_add_test(s, "ready list: a channel that got nothing keeps its place",
+		     test_ready_list_keeps_place);
 	vmc_add_test(s, "lookup of unknown and shared-bucket ids", test_lookup_by_id);
 }
