@@ -930,6 +930,22 @@ static unsigned int rx_calls(int efd)
 	return eventfd_read(efd, &n) == 0 ? (unsigned int)n : 0;
 }
 
+/* A device with channels @names, each with a host program (@host) and session 1 open. */
+static void linked_channels(char **names, unsigned int n, int *host)
+{
+	unsigned int i;
+
+	guest_start(names, n);
+	guest_post_rx(16);
+	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
+	for (i = 0; i < n; i++) {
+		host[i] = host_connect(names[i]);
+		guest_ctrl(i + 1, VMCHANNEL_MSG_OPEN, 1);
+	}
+	settle();
+	drain_rx();
+}
+
 /* Several channels served in one batch of events: one interrupt, not one per channel. */
 static void test_one_call_per_batch(void)
 {
@@ -937,15 +953,7 @@ static void test_one_call_per_batch(void)
 	int host[3], efd;
 	unsigned int i;
 
-	guest_start(names, 3);
-	guest_post_rx(16);
-	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
-	for (i = 0; i < 3; i++) {
-		host[i] = host_connect((char[2]){ (char)('a' + i), 0 });
-		guest_ctrl(i + 1, VMCHANNEL_MSG_OPEN, 1);
-	}
-	settle();
-	drain_rx();
+	linked_channels(names, 3, host);
 	efd = rx_call_counter();
 	for (i = 0; i < 3; i++)
 		CU_ASSERT_EQUAL(write(host[i], "abc", 3), 3);
@@ -1060,15 +1068,7 @@ static void test_ready_list_turns(void)
 	int host[4];
 
 	fill_pattern();
-	guest_start(names, 4);
-	guest_post_rx(16);
-	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
-	for (i = 0; i < 4; i++) {
-		host[i] = host_connect((char[2]){ (char)('a' + i), 0 });
-		guest_ctrl(i + 1, VMCHANNEL_MSG_OPEN, 1);
-	}
-	settle();
-	drain_rx();
+	linked_channels(names, 4, host);
 	/* c stays idle; the others have more than the buffers left carry. */
 	for (i = 0; i < 4; i++)
 		if (i != 2)
@@ -1115,7 +1115,7 @@ static void test_ready_list_keeps_place(void)
 	guest_post_rx(7);
 	guest_ctrl(0, VMCHANNEL_MSG_RESET, 0);
 	for (i = 0; i < 3; i++) {
-		host[i] = host_connect((char[2]){ (char)('a' + i), 0 });
+		host[i] = host_connect(names[i]);
 		if (i)
 			guest_ctrl(i + 1, VMCHANNEL_MSG_OPEN, 1);
 		else
