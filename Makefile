@@ -46,6 +46,7 @@ bench: host tools
 	bench/run
 
 bench-smoke: host tools
+	bench/report --self-test
 	bench/run --smoke --out build/bench
 
 demo:
