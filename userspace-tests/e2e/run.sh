@@ -675,8 +675,9 @@ t_hostile_generation() {
     expect_lines "channel table unreadable or changing constantly" 1
 }
 
-# --- udev and systemd: a Debian 12 guest with systemd, udev and the project
-# installed by make install (vm-run --systemd).
+# --- udev and systemd: a Debian 12 guest with systemd, udev and the guest
+# packages installed with dpkg -i, the module built by DKMS and loaded by its
+# modalias (vm-run --systemd, scripts/systemd-image).
 
 # Two devices offering the same names: every node root:vmchannel 0660, and
 # /dev/vmchannel/by-path/<PCI path>/<name> names each device's channel by its
@@ -745,7 +746,7 @@ EOF
 # for a hot-added channel; it echoes 256 KiB back to each of two host programs.
 t_sd_agent() {
     local -a extra_vm_args=(--systemd)
-    guest "$1" bash -c 'cp /usr/local/share/doc/vmchannel/examples/61-vmchannel-agent.rules /etc/udev/rules.d/ &&
+    guest "$1" bash -c 'cp /usr/share/doc/vmchannel-guest/examples/61-vmchannel-agent.rules /etc/udev/rules.d/ &&
             udevadm control --reload || exit 1
         echo "before add: $(systemctl is-active vmchannel-agent@ag.service)"
         echo ready >/dev/vmchannel/echo
