@@ -18,9 +18,6 @@
 
 #include "vmchannel.h"
 
-/* Largest payload per DATA message: header and payload share one buffer. */
-#define VMC_TX_CHUNK	(VMC_TX_BUF_SIZE - sizeof(struct vmchannel_hdr))
-
 /* Runs one step of the channel's state machine and what it asks for. */
 static void vmc_chan_event(struct vmc_channel *ch, enum vmc_chan_event ev, u8 **ring)
 {
@@ -205,6 +202,8 @@ static bool vmc_take_lost(struct vmc_channel *ch)
 
 /*
  * One writer at a time (write_lock): the credit it sees is its own to spend.
+ * The device is kicked once for all the messages of a write(), or before it
+ * waits.
  * A loss the device reported fails the next write() once with ECONNRESET,
  * before it writes anything; a write() under way when it is reported
  * returns what it wrote so far.
@@ -247,13 +246,15 @@ static ssize_t vmc_write(struct file *file, const char __user *buf,
 				ret = -EAGAIN;
 				break;
 			}
+			/* The device must see what we queued to give credit back. */
+			vmc_tx_kick(ch->vmc);
 			if (wait_event_interruptible(ch->wait, vmc_write_ready(ch))) {
 				ret = -ERESTARTSYS;
 				break;
 			}
 			continue;
 		}
-		n = min3(count - done, (size_t)credit, VMC_TX_CHUNK);
+		n = min3(count - done, (size_t)credit, (size_t)VMCHANNEL_MAX_PAYLOAD);
 		ret = vmc_send(ch, VMCHANNEL_MSG_DATA, buf + done, n,
 			       nonblock ? VMC_SEND_NONBLOCK : VMC_SEND_INTERRUPTIBLE);
 		if (ret < 0)
@@ -261,6 +262,8 @@ static ssize_t vmc_write(struct file *file, const char __user *buf,
 		/* 0: the device took its credit back meanwhile; wait again. */
 		done += ret;
 	}
+	/* One kick for every message of the write(). */
+	vmc_tx_kick(ch->vmc);
 	mutex_unlock(&ch->write_lock);
 	return done ? done : ret;
 }

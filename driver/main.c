@@ -66,6 +66,8 @@ static void vmc_del_vqs(struct vmc_dev *vmc)
 {
 	virtio_reset_device(vmc->vdev);
 	cancel_work_sync(&vmc->rx_work);
+	/* The state lets no new kick start: those under way end first. */
+	vmc_notify_wait(vmc);
 	if (!vmc->rx_vq)
 		return;
 	vmc_vqs_drain(vmc);
@@ -93,9 +95,7 @@ static int vmc_start_device(struct vmc_dev *vmc, enum vmchannel_msg_type type)
 	err = vmc_send_dev(vmc, type);
 	if (err)
 		goto err_del_vqs;
-	spin_lock_irq(&vmc->rx_lock);
-	virtqueue_kick(vmc->rx_vq);
-	spin_unlock_irq(&vmc->rx_lock);
+	vmc_rx_kick(vmc);
 	return 0;
 
 err_del_vqs:

@@ -7,13 +7,15 @@
  * can be consumed at once: the rx work never waits for a reader, so a
  * stalled reader holds up only its own channel.
  *
- * txq carries one message per VMC_TX_BUF_SIZE buffer.  Senders take used
- * buffers back themselves before adding one, so txq raises no interrupt
- * unless it is full and a sender sleeps on vmc_dev.tx_wait for room.  Used
- * buffers go to a small pool rather than to the allocator: kernels built with
- * init_on_alloc (Debian's are) zero every allocation, and zeroing a fresh
- * 16 KiB buffer per message took a fifth of a sending guest's CPU.  At most a
- * ring of used buffers waits for the next send.
+ * txq carries one message per chain: the header, then a DATA payload of up
+ * to VMCHANNEL_MAX_PAYLOAD in its own page-sized or 64 KiB buffer.  Senders
+ * take used buffers back themselves before adding one, so txq raises no
+ * interrupt unless it is full and a sender sleeps on vmc_dev.tx_wait for
+ * room.  Used buffers go to a small pool rather than to the allocator:
+ * kernels built with init_on_alloc (Debian's are) zero every allocation, and
+ * zeroing a fresh buffer per message took a fifth of a sending guest's CPU.
+ * A write() kicks the device once for all its DATA (vmc_tx_kick()); every
+ * kick is prepared under the vq's lock and notified once it is dropped.
  *
  * Only writers wait for txq.  OPEN, CLOSE and CREDIT are owed by the channel
  * (vmc_channel.owed) and sent without waiting; what finds txq full is sent
@@ -38,6 +40,49 @@ static bool vmc_rx_live(enum vmc_dev_state state)
 enum vmc_dev_state vmc_dev_state(struct vmc_dev *vmc)
 {
 	return READ_ONCE(vmc->state);
+}
+
+/*
+ * Kicks are split: virtqueue_kick_prepare() under the vq's lock, and the
+ * notification itself, an MMIO write and so an exit to the emulator, after
+ * the locks are dropped with interrupts on.  The reference in
+ * vmc_dev.notifying keeps the vq alive meanwhile: vmc_del_vqs() waits for
+ * it once the state no longer lets anyone take one.
+ */
+static struct virtqueue *vmc_kick_prepare(struct vmc_dev *vmc, struct virtqueue *vq)
+{
+	if (!virtqueue_kick_prepare(vq))
+		return NULL;
+	atomic_inc(&vmc->notifying);
+	return vq;
+}
+
+/* Notifies @vq if vmc_kick_prepare() said so. */
+static void vmc_notify(struct vmc_dev *vmc, struct virtqueue *vq)
+{
+	if (!vq)
+		return;
+	virtqueue_notify(vq);
+	if (atomic_dec_and_test(&vmc->notifying))
+		wake_up_all(&vmc->state_wait);
+}
+
+/* Waits for the kicks under way; no new one may start (see vmc_del_vqs()). */
+void vmc_notify_wait(struct vmc_dev *vmc)
+{
+	wait_event(vmc->state_wait, !atomic_read(&vmc->notifying));
+}
+
+/* Tells the device about the buffers posted on rxq; not once it is GONE. */
+void vmc_rx_kick(struct vmc_dev *vmc)
+{
+	struct virtqueue *vq = NULL;
+
+	spin_lock_irq(&vmc->rx_lock);
+	if (vmc->state != VMC_DEV_GONE)
+		vq = vmc_kick_prepare(vmc, vmc->rx_vq);
+	spin_unlock_irq(&vmc->rx_lock);
+	vmc_notify(vmc, vq);
 }
 
 /*
@@ -168,12 +213,8 @@ void vmc_rx_work(struct work_struct *work)
 		spin_unlock_irq(&vmc->rx_lock);
 		cond_resched();
 	}
-	if (posted) {
-		spin_lock_irq(&vmc->rx_lock);
-		if (vmc_rx_live(vmc->state))
-			virtqueue_kick(vmc->rx_vq);
-		spin_unlock_irq(&vmc->rx_lock);
-	}
+	if (posted)
+		vmc_rx_kick(vmc);
 	/* Budget spent: let other work run, then continue. */
 	if (n == VMC_RX_BUDGET)
 		schedule_work(&vmc->rx_work);
@@ -186,47 +227,107 @@ void vmc_rx_done(struct virtqueue *vq)
 	schedule_work(&vmc->rx_work);
 }
 
-/* Takes a buffer out of the tx pool, NULL if empty; caller holds tx_lock. */
-static void *vmc_tx_pool_pop(struct vmc_dev *vmc)
-{
-	void *buf = vmc->tx_pool;
+/*
+ * A txq message: the header here, a DATA payload in @payload, two
+ * descriptors.  A payload of VMCHANNEL_MAX_PAYLOAD takes 64 KiB and no more.
+ */
+struct vmc_tx_buf {
+	struct vmchannel_hdr hdr;
+	struct vmc_tx_buf *next;	/* in vmc_dev.tx_pool */
+	enum vmc_tx_size size;
+	void *payload;
+};
 
-	if (buf) {
-		vmc->tx_pool = *(void **)buf;
-		vmc->tx_pooled--;
+static unsigned int vmc_tx_order(enum vmc_tx_size size)
+{
+	return size == VMC_TX_BIG ? VMC_TX_BIG_ORDER : 0;
+}
+
+static u32 vmc_tx_capacity(const struct vmc_tx_buf *buf)
+{
+	return PAGE_SIZE << vmc_tx_order(buf->size);
+}
+
+static void vmc_tx_buf_free(struct vmc_tx_buf *buf)
+{
+	free_pages((unsigned long)buf->payload, vmc_tx_order(buf->size));
+	kfree(buf);
+}
+
+static struct vmc_tx_buf *vmc_tx_buf_alloc(enum vmc_tx_size size)
+{
+	/* A big buffer is only faster: never reclaim or warn for one. */
+	gfp_t gfp = size == VMC_TX_BIG ? GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN :
+		    GFP_KERNEL;
+	struct vmc_tx_buf *buf;
+
+	buf = kmalloc(sizeof(*buf), GFP_KERNEL);
+	if (!buf)
+		return NULL;
+	buf->size = size;
+	buf->payload = (void *)__get_free_pages(gfp, vmc_tx_order(size));
+	if (!buf->payload) {
+		kfree(buf);
+		return NULL;
 	}
 	return buf;
 }
 
-/* A txq buffer from the pool, or a new one. */
-static void *vmc_tx_buf_get(struct vmc_dev *vmc)
+/* Takes a buffer out of the tx pool, NULL if empty; caller holds tx_lock. */
+static struct vmc_tx_buf *vmc_tx_pool_pop(struct vmc_dev *vmc, enum vmc_tx_size size)
 {
-	void *buf;
+	struct vmc_tx_buf *buf = vmc->tx_pool[size];
 
-	spin_lock_irq(&vmc->tx_lock);
-	buf = vmc_tx_pool_pop(vmc);
-	spin_unlock_irq(&vmc->tx_lock);
-	return buf ?: kmalloc(VMC_TX_BUF_SIZE, GFP_KERNEL);
+	if (buf) {
+		vmc->tx_pool[size] = buf->next;
+		vmc->tx_pooled[size]--;
+	}
+	return buf;
+}
+
+/*
+ * A txq buffer for @len payload bytes from the pool, or a new one; a short
+ * one (fewer bytes sent) when no big one can be had.
+ */
+static struct vmc_tx_buf *vmc_tx_buf_get(struct vmc_dev *vmc, u32 len)
+{
+	enum vmc_tx_size size = len > PAGE_SIZE ? VMC_TX_BIG : VMC_TX_SMALL;
+	struct vmc_tx_buf *buf;
+
+	for (;;) {
+		spin_lock_irq(&vmc->tx_lock);
+		buf = vmc_tx_pool_pop(vmc, size);
+		spin_unlock_irq(&vmc->tx_lock);
+		buf = buf ?: vmc_tx_buf_alloc(size);
+		if (buf || size == VMC_TX_SMALL)
+			return buf;
+		size = VMC_TX_SMALL;
+	}
 }
 
 /* Returns a txq buffer to the pool; caller holds tx_lock. */
-static void vmc_tx_buf_put(struct vmc_dev *vmc, void *buf)
+static void vmc_tx_buf_put(struct vmc_dev *vmc, struct vmc_tx_buf *buf)
 {
+	static const unsigned int pool_max[VMC_TX_SIZES] = {
+		[VMC_TX_SMALL] = VMC_TX_POOL_SMALL,
+		[VMC_TX_BIG] = VMC_TX_POOL_BIG,
+	};
+
 	/* Once gone, vmc_vqs_drain() has emptied the pool for good. */
-	if (vmc->state == VMC_DEV_GONE || vmc->tx_pooled >= VMC_TX_POOL) {
-		kfree(buf);
+	if (vmc->state == VMC_DEV_GONE || vmc->tx_pooled[buf->size] >= pool_max[buf->size]) {
+		vmc_tx_buf_free(buf);
 		return;
 	}
-	*(void **)buf = vmc->tx_pool;
-	vmc->tx_pool = buf;
-	vmc->tx_pooled++;
+	buf->next = vmc->tx_pool[buf->size];
+	vmc->tx_pool[buf->size] = buf;
+	vmc->tx_pooled[buf->size]++;
 }
 
 /* Takes back every buffer the device has used; caller holds tx_lock. */
 static void vmc_tx_reclaim(struct vmc_dev *vmc)
 {
+	struct vmc_tx_buf *buf;
 	unsigned int len;
-	void *buf;
 
 	while ((buf = virtqueue_get_buf(vmc->tx_vq, &len)))
 		vmc_tx_buf_put(vmc, buf);
@@ -253,22 +354,23 @@ void vmc_tx_done(struct virtqueue *vq)
 }
 
 /*
- * Whether txq has room for a one-buffer message; caller holds tx_lock.  Used
- * buffers are taken back here, by the next sender or poller, rather than on
- * an interrupt per message: under emulation each interrupt costs several
- * exits.  Only a full ring enables the interrupt, so that vmc_tx_done() wakes
- * vmc_dev.tx_wait, where senders and pollers wait for room.
+ * Whether txq has room for a message (two descriptors); caller holds
+ * tx_lock.  Used buffers are taken back here, by the next sender or poller,
+ * rather than on an interrupt per message: under emulation each interrupt
+ * costs several exits.  Only a full ring enables the interrupt, so that
+ * vmc_tx_done() wakes vmc_dev.tx_wait, where senders and pollers wait for
+ * room.
  */
 static bool vmc_tx_room(struct vmc_dev *vmc)
 {
 	vmc_tx_reclaim(vmc);
-	if (vmc->tx_vq->num_free)
+	if (vmc->tx_vq->num_free >= 2)
 		return true;
 	/* Enable the interrupt, then look again in case it came too early. */
 	if (virtqueue_enable_cb(vmc->tx_vq))
 		return false;
 	vmc_tx_reclaim(vmc);
-	return vmc->tx_vq->num_free;
+	return vmc->tx_vq->num_free >= 2;
 }
 
 /* Whether a channel message could be added to txq now (a gone device says yes). */
@@ -293,17 +395,44 @@ bool vmc_tx_has_room(struct vmc_dev *vmc)
 	return room;
 }
 
+/*
+ * The kick of what was added to txq since the last one; caller holds
+ * tx_lock, in a state with rings (any but GONE for a device-level message,
+ * RESETTING or RUNNING for a channel's).
+ */
+static struct virtqueue *vmc_tx_kick_prepare(struct vmc_dev *vmc)
+{
+	if (!vmc->tx_unkicked)
+		return NULL;
+	vmc->tx_unkicked = 0;
+	return vmc_kick_prepare(vmc, vmc->tx_vq);
+}
+
+/* Tells the device about the DATA a writer queued (see vmc_send()). */
+void vmc_tx_kick(struct vmc_dev *vmc)
+{
+	struct virtqueue *vq = NULL;
+
+	spin_lock_irq(&vmc->tx_lock);
+	if (vmc_rx_live(vmc->state))
+		vq = vmc_tx_kick_prepare(vmc);
+	spin_unlock_irq(&vmc->tx_lock);
+	vmc_notify(vmc, vq);
+}
+
 /**
  * struct vmc_tx_req - one message on its way to txq
- * @hdr: the buffer: header, then payload
+ * @buf: the message
  * @len: payload bytes in the buffer (DATA may send fewer)
  * @queued: the buffer is on txq and belongs to it
+ * @kick: the vq to notify once the locks are dropped (vmc_kick_prepare())
  * @ret: DATA: payload bytes queued; otherwise 0; or a negative errno
  */
 struct vmc_tx_req {
-	struct vmchannel_hdr *hdr;
+	struct vmc_tx_buf *buf;
 	u32 len;
 	bool queued;
+	struct virtqueue *kick;
 	int ret;
 };
 
@@ -334,34 +463,45 @@ static bool vmc_tx_wanted(const struct vmc_channel *ch, u16 type)
 	return false;
 }
 
-/* Adds req to txq and kicks; caller holds tx_lock and has checked for room. */
+/*
+ * Adds req to txq; caller holds tx_lock and has checked for room.  DATA is
+ * kicked by its writer once per write() (vmc_tx_kick()), anything else at
+ * once.
+ */
 static void vmc_tx_add(struct vmc_dev *vmc, struct vmc_tx_req *req)
 {
-	struct scatterlist sg;
+	struct vmc_tx_buf *buf = req->buf;
+	struct scatterlist sg[2];
 	int err;
 
-	sg_init_one(&sg, req->hdr, sizeof(*req->hdr) + req->len);
-	err = virtqueue_add_outbuf(vmc->tx_vq, &sg, 1, req->hdr, GFP_ATOMIC);
+	sg_init_table(sg, req->len ? 2 : 1);
+	sg_set_buf(&sg[0], &buf->hdr, sizeof(buf->hdr));
+	if (req->len)
+		sg_set_buf(&sg[1], buf->payload, req->len);
+	err = virtqueue_add_outbuf(vmc->tx_vq, sg, req->len ? 2 : 1, buf, GFP_ATOMIC);
 	if (err) {
 		req->ret = err;
 		return;
 	}
-	virtqueue_kick(vmc->tx_vq);
 	req->queued = true;
+	vmc->tx_unkicked++;
+	if (le16_to_cpu(buf->hdr.type) != VMCHANNEL_MSG_DATA)
+		req->kick = vmc_tx_kick_prepare(vmc);
 }
 
 /*
  * Puts a channel message on txq if the states allow it and there is room.
  * The fields the device must see current (session, receive credit, ends of
  * stream consumed) and the DATA credit are taken under ch->lock together
- * with the add, so that txq carries them in the order they changed.
+ * with the add, so that txq carries them in the order they changed.  A full
+ * txq is kicked before its sender waits: it may hold DATA not kicked yet.
  *
  * Return: false to wait for room or for the device to run; true when done
  * (@req->queued, or @req->ret says why not).
  */
 static bool vmc_tx_try_chan(struct vmc_channel *ch, struct vmc_tx_req *req)
 {
-	struct vmchannel_hdr *hdr = req->hdr;
+	struct vmchannel_hdr *hdr = &req->buf->hdr;
 	u16 type = le16_to_cpu(hdr->type);
 	struct vmc_dev *vmc = ch->vmc;
 	bool done = true;
@@ -382,8 +522,12 @@ static bool vmc_tx_try_chan(struct vmc_channel *ch, struct vmc_tx_req *req)
 		if (!req->len)
 			goto out_unlock;
 	}
-	if ((vmc->state != VMC_DEV_RESETTING && vmc->state != VMC_DEV_RUNNING) ||
-	    !vmc_tx_room(vmc)) {
+	if (vmc->state != VMC_DEV_RESETTING && vmc->state != VMC_DEV_RUNNING) {
+		done = false;
+		goto out_unlock;
+	}
+	if (!vmc_tx_room(vmc)) {
+		req->kick = vmc_tx_kick_prepare(vmc);
 		done = false;
 		goto out_unlock;
 	}
@@ -406,6 +550,8 @@ static bool vmc_tx_try_chan(struct vmc_channel *ch, struct vmc_tx_req *req)
 out_unlock:
 	spin_unlock(&vmc->tx_lock);
 	spin_unlock_irq(&ch->lock);
+	vmc_notify(vmc, req->kick);
+	req->kick = NULL;
 	return done;
 }
 
@@ -421,7 +567,11 @@ static bool vmc_tx_try_dev(struct vmc_dev *vmc, struct vmc_tx_req *req)
 		vmc_tx_add(vmc, req);
 	else
 		done = false;
+	if (!done)
+		req->kick = vmc_tx_kick_prepare(vmc);
 	spin_unlock_irq(&vmc->tx_lock);
+	vmc_notify(vmc, req->kick);
+	req->kick = NULL;
 	return done;
 }
 
@@ -457,27 +607,28 @@ static int vmc_tx_wait(struct vmc_dev *vmc, struct vmc_channel *ch,
 static int vmc_tx_send(struct vmc_dev *vmc, struct vmc_channel *ch, u16 type,
 		       const char __user *data, u32 len, enum vmc_send_wait wait)
 {
-	struct vmc_tx_req req = { .len = len };
+	struct vmc_tx_req req = {};
 	int ret;
 
-	if (WARN_ON_ONCE(len > VMC_TX_BUF_SIZE - sizeof(*req.hdr)))
+	if (WARN_ON_ONCE(len > VMCHANNEL_MAX_PAYLOAD))
 		return -EINVAL;
-	req.hdr = vmc_tx_buf_get(vmc);
-	if (!req.hdr)
+	req.buf = vmc_tx_buf_get(vmc, len);
+	if (!req.buf)
 		return -ENOMEM;
-	if (len && copy_from_user(req.hdr + 1, data, len)) {
+	req.len = min(len, vmc_tx_capacity(req.buf));
+	if (req.len && copy_from_user(req.buf->payload, data, req.len)) {
 		ret = -EFAULT;
 		goto out_put;
 	}
-	memset(req.hdr, 0, sizeof(*req.hdr));
-	req.hdr->channel_id = cpu_to_le32(ch ? ch->id : VMCHANNEL_DEVICE_CHANNEL);
-	req.hdr->type = cpu_to_le16(type);
+	memset(&req.buf->hdr, 0, sizeof(req.buf->hdr));
+	req.buf->hdr.channel_id = cpu_to_le32(ch ? ch->id : VMCHANNEL_DEVICE_CHANNEL);
+	req.buf->hdr.type = cpu_to_le16(type);
 	ret = vmc_tx_wait(vmc, ch, &req, wait);
 	if (req.queued)
 		return ret;
 out_put:
 	spin_lock_irq(&vmc->tx_lock);
-	vmc_tx_buf_put(vmc, req.hdr);
+	vmc_tx_buf_put(vmc, req.buf);
 	spin_unlock_irq(&vmc->tx_lock);
 	return ret;
 }
@@ -487,12 +638,14 @@ out_put:
  * @ch: the channel
  * @type: DATA, or a message the channel owes (OPEN, CLOSE, CREDIT)
  * @data: payload for DATA, NULL otherwise
- * @len: payload length, at most VMC_TX_BUF_SIZE minus the header
+ * @len: payload length, at most VMCHANNEL_MAX_PAYLOAD
  * @wait: how to wait for room on txq
  *
  * The header carries the channel's current receive credit, so every message
  * also serves as a credit update.  DATA is limited to the device's credit at
- * the moment it is queued and accounted then.
+ * the moment it is queued and accounted then, and may be shorter than @len
+ * when memory for a big buffer is short.  The device learns about DATA only
+ * at the caller's vmc_tx_kick(), one per write(), or when txq fills.
  *
  * Return: DATA: the payload bytes queued (0: the credit is gone); otherwise 0
  * (also when the message is no longer owed); or -EAGAIN, -ENODEV, -ENOMEM,
@@ -568,6 +721,8 @@ void vmc_owed_work(struct work_struct *work)
 /* Frees every buffer on the rings and in the tx pool; the device has been reset. */
 void vmc_vqs_drain(struct vmc_dev *vmc)
 {
+	struct vmc_tx_buf *tx_buf;
+	enum vmc_tx_size size;
 	void *buf;
 
 	spin_lock_irq(&vmc->rx_lock);
@@ -575,9 +730,11 @@ void vmc_vqs_drain(struct vmc_dev *vmc)
 		kfree(buf);
 	spin_unlock_irq(&vmc->rx_lock);
 	spin_lock_irq(&vmc->tx_lock);
-	while ((buf = virtqueue_detach_unused_buf(vmc->tx_vq)))
-		kfree(buf);
-	while ((buf = vmc_tx_pool_pop(vmc)))
-		kfree(buf);
+	while ((tx_buf = virtqueue_detach_unused_buf(vmc->tx_vq)))
+		vmc_tx_buf_free(tx_buf);
+	for (size = 0; size < VMC_TX_SIZES; size++)
+		while ((tx_buf = vmc_tx_pool_pop(vmc, size)))
+			vmc_tx_buf_free(tx_buf);
+	vmc->tx_unkicked = 0;
 	spin_unlock_irq(&vmc->tx_lock);
 }

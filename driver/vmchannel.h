@@ -17,6 +17,7 @@
 #ifndef VMCHANNEL_PRIV_H
 #define VMCHANNEL_PRIV_H
 
+#include <linux/atomic.h>
 #include <linux/bits.h>
 #include <linux/device.h>
 #include <linux/fs.h>
@@ -39,10 +40,14 @@
 #define VMC_RX_BUFS		64
 /* Messages the rx work handles before it lets others run. */
 #define VMC_RX_BUDGET		64
-/* Largest message the driver sends: header and payload in one buffer. */
-#define VMC_TX_BUF_SIZE		(16 * 1024)
-/* Free txq buffers kept for reuse (see transport.c). */
-#define VMC_TX_POOL		32
+/*
+ * txq payload buffers (transport.c): a page for control messages and short
+ * DATA, VMC_TX_BIG_ORDER pages (VMCHANNEL_MAX_PAYLOAD) for the rest.
+ */
+#define VMC_TX_BIG_ORDER	get_order(VMCHANNEL_MAX_PAYLOAD)
+/* Free txq buffers of each size kept for reuse (see transport.c). */
+#define VMC_TX_POOL_SMALL	32
+#define VMC_TX_POOL_BIG		8
 /* How long a device-level message waits for room on txq. */
 #define VMC_TX_TIMEOUT		(10 * HZ)
 /* How long remove and freeze wait for the device's RESET or SUSPEND. */
@@ -100,6 +105,15 @@ enum vmc_chan_event {
 #define VMC_OWE_CLOSE		BIT(1)
 #define VMC_OWE_CREDIT		BIT(2)
 
+/* The payload buffer sizes of txq messages. */
+enum vmc_tx_size {
+	VMC_TX_SMALL,		/* one page */
+	VMC_TX_BIG,		/* VMCHANNEL_MAX_PAYLOAD */
+	VMC_TX_SIZES,
+};
+
+struct vmc_tx_buf;
+
 /**
  * struct vmc_dev - one vmchannel virtio device
  * @vdev: the virtio device
@@ -109,8 +123,10 @@ enum vmc_chan_event {
  * @tx_lock: serialises calls on @tx_vq and protects the tx pool
  * @state: enum vmc_dev_state
  * @state_wait: remove and freeze waiting for the device's acknowledgment
- * @tx_pool: free txq buffers, linked through their first word
- * @tx_pooled: how many
+ * @tx_pool: free txq buffers by size (enum vmc_tx_size)
+ * @tx_pooled: how many of each
+ * @tx_unkicked: buffers added to @tx_vq since its last kick
+ * @notifying: kicks under way outside the locks; vmc_del_vqs() waits for 0
  * @tx_wait: senders and pollers waiting for room on @tx_vq or for RUNNING
  * @rx_work: drains @rx_vq
  * @config_work: re-reads the channel table after a configuration change
@@ -129,8 +145,10 @@ struct vmc_dev {
 	/* Written holding rx_lock then tx_lock, read holding either. */
 	enum vmc_dev_state state;
 	wait_queue_head_t state_wait;
-	void *tx_pool;
-	unsigned int tx_pooled;
+	struct vmc_tx_buf *tx_pool[VMC_TX_SIZES];
+	unsigned int tx_pooled[VMC_TX_SIZES];
+	unsigned int tx_unkicked;
+	atomic_t notifying;
 	wait_queue_head_t tx_wait;
 	struct work_struct rx_work;
 	struct work_struct config_work;
@@ -254,6 +272,9 @@ void vmc_rx_work(struct work_struct *work);
 void vmc_rx_done(struct virtqueue *vq);
 void vmc_tx_done(struct virtqueue *vq);
 void vmc_vqs_drain(struct vmc_dev *vmc);
+void vmc_notify_wait(struct vmc_dev *vmc);
+void vmc_rx_kick(struct vmc_dev *vmc);
+void vmc_tx_kick(struct vmc_dev *vmc);
 void vmc_owed_work(struct work_struct *work);
 void vmc_send_owed(struct vmc_channel *ch);
 /* How vmc_send() waits for room on txq. */
