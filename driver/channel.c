@@ -71,7 +71,8 @@ static void vmc_channel_release(struct kref *kref)
 {
 	struct vmc_channel *ch = container_of(kref, struct vmc_channel, kref);
 
-	kvfree(ch->ring);
+	/* The last close handed back what was queued. */
+	WARN_ON_ONCE(!list_empty(&ch->rx_queue));
 	vmc_dev_put(ch->vmc);
 	kfree(ch);
 }
@@ -180,6 +181,7 @@ static int vmc_channel_add(struct vmc_dev *vmc, u32 id, const u8 *name)
 	mutex_init(&ch->write_lock);
 	INIT_DELAYED_WORK(&ch->uevent_work, vmc_uevent_work);
 	spin_lock_init(&ch->lock);
+	INIT_LIST_HEAD(&ch->rx_queue);
 	ch->state = VMC_CH_CLOSED;
 	ch->uevent_sent = jiffies - VMC_UEVENT_INTERVAL;
 	init_waitqueue_head(&ch->wait);

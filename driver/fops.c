@@ -2,9 +2,9 @@
 /*
  * The file operations of /dev/vmchannel/<name>.
  *
- * The first open starts a session (OPEN to the device, a receive ring for the
- * channel); the last close ends it (CLOSE, the ring is freed): events of the
- * channel's state machine (state.c).  One file may read and one may write at
+ * The first open starts a session (OPEN to the device, a receive window for
+ * the channel); the last close ends it (CLOSE, unread bytes are freed):
+ * events of the channel's state machine (state.c).  One file may read and one may write at
  * a time, so "exec 3<>node" and "cat node > node" work while two agents
  * cannot interleave unnoticed; threads sharing that file take turns.
  */
@@ -19,15 +19,16 @@
 #include "vmchannel.h"
 
 /* Runs one step of the channel's state machine and what it asks for. */
-static void vmc_chan_event(struct vmc_channel *ch, enum vmc_chan_event ev, u8 **ring)
+static unsigned int vmc_chan_event(struct vmc_channel *ch, enum vmc_chan_event ev)
 {
 	unsigned int actions;
-	u8 *freed = NULL;
+	LIST_HEAD(freed);
 
 	spin_lock_irq(&ch->lock);
-	actions = vmc_chan_step(ch, ev, NULL, ring ?: &freed);
+	actions = vmc_chan_step(ch, ev, NULL, &freed);
 	spin_unlock_irq(&ch->lock);
-	vmc_chan_act(ch, actions, ring ? *ring : freed);
+	vmc_chan_act(ch, actions, &freed);
+	return actions;
 }
 
 static int vmc_open(struct inode *inode, struct file *file)
@@ -35,7 +36,6 @@ static int vmc_open(struct inode *inode, struct file *file)
 	bool reading = file->f_mode & FMODE_READ;
 	bool writing = file->f_mode & FMODE_WRITE;
 	struct vmc_channel *ch;
-	u8 *ring;
 	int err;
 
 	ch = vmc_channel_get_by_minor(iminor(inode));
@@ -48,19 +48,11 @@ static int vmc_open(struct inode *inode, struct file *file)
 		goto err_unlock;
 	}
 	/* Any open file, O_ACCMODE 3 (ioctls only) too, belongs to the session. */
-	if (!ch->files) {
-		ring = kvmalloc(VMC_RX_RING_SIZE, GFP_KERNEL);
-		if (!ring) {
-			err = -ENOMEM;
-			goto err_unlock;
-		}
-		vmc_chan_event(ch, VMC_CH_EV_OPEN, &ring);
-		/* The step left the ring to us: the channel is gone. */
-		if (ring) {
-			kvfree(ring);
-			err = -ENXIO;
-			goto err_unlock;
-		}
+	/* Nothing is allocated: received bytes stay in rxq buffers (rxqueue.c). */
+	if (!ch->files && !(vmc_chan_event(ch, VMC_CH_EV_OPEN) & VMC_ACT_SEND)) {
+		/* Not CLOSED, with no file: the channel is gone. */
+		err = -ENXIO;
+		goto err_unlock;
 	}
 	ch->files++;
 	ch->readers += reading;
@@ -85,7 +77,7 @@ static int vmc_release(struct inode *inode, struct file *file)
 	ch->writers -= !!(file->f_mode & FMODE_WRITE);
 	/* CLOSE is queued, or owed and retried: the host must see end of stream. */
 	if (!--ch->files)
-		vmc_chan_event(ch, VMC_CH_EV_CLOSE, NULL);
+		vmc_chan_event(ch, VMC_CH_EV_CLOSE);
 	mutex_unlock(&ch->open_lock);
 	vmc_channel_put(ch);
 	return 0;
@@ -152,7 +144,6 @@ static ssize_t vmc_read(struct file *file, char __user *buf, size_t count,
 {
 	struct vmc_channel *ch = file->private_data;
 	unsigned int actions;
-	u32 pos, first, n;
 	ssize_t ret;
 
 	if (!count)
@@ -163,26 +154,16 @@ static ssize_t vmc_read(struct file *file, char __user *buf, size_t count,
 	if (ret <= 0)
 		goto out_unlock;
 
-	/*
-	 * Only this reader consumes, the rx work only writes past rx_cnt, and
-	 * the ring lives as long as an open file, so the bytes can be copied
-	 * without holding the spinlock.
-	 */
-	n = min_t(size_t, count, ret);
-	pos = READ_ONCE(ch->fwd_cnt) % VMC_RX_RING_SIZE;
-	first = min(n, VMC_RX_RING_SIZE - pos);
-	if (copy_to_user(buf, ch->ring + pos, first) ||
-	    copy_to_user(buf + first, ch->ring, n - first)) {
-		ret = -EFAULT;
+	/* Straight from the buffers the device wrote, without the spinlock. */
+	ret = vmc_rxq_read(ch, buf, min_t(size_t, count, ret));
+	if (ret <= 0)
 		goto out_unlock;
-	}
 
 	spin_lock_irq(&ch->lock);
-	ch->fwd_cnt += n;
+	ch->fwd_cnt += ret;
 	actions = vmc_chan_step(ch, VMC_CH_EV_READ, NULL, NULL);
 	spin_unlock_irq(&ch->lock);
 	vmc_chan_act(ch, actions, NULL);
-	ret = n;
 out_unlock:
 	mutex_unlock(&ch->read_lock);
 	return ret;

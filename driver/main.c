@@ -16,7 +16,11 @@
 
 static void vmc_dev_release(struct kref *kref)
 {
-	kfree(container_of(kref, struct vmc_dev, kref));
+	struct vmc_dev *vmc = container_of(kref, struct vmc_dev, kref);
+
+	/* A failed restore may have pooled buffers that channels gave back. */
+	vmc_rx_pool_free(vmc);
+	kfree(vmc);
 }
 
 void vmc_dev_put(struct vmc_dev *vmc)
@@ -129,6 +133,7 @@ static int vmc_probe(struct virtio_device *vdev)
 	INIT_DELAYED_WORK(&vmc->owed_work, vmc_owed_work);
 	mutex_init(&vmc->table_lock);
 	xa_init(&vmc->channels);
+	INIT_LIST_HEAD(&vmc->rx_pool);
 
 	/* Ready before the nodes exist: an open sends OPEN at once. */
 	err = vmc_start_device(vmc, VMCHANNEL_MSG_RESET);

@@ -36,7 +36,7 @@ u32 vmc_readable(const struct vmc_channel *ch)
 
 static u32 vmc_rx_free(const struct vmc_channel *ch)
 {
-	return VMC_RX_RING_SIZE - (ch->rx_cnt - ch->fwd_cnt);
+	return VMC_RX_WINDOW - (ch->rx_cnt - ch->fwd_cnt);
 }
 
 /*
@@ -56,22 +56,25 @@ static void vmc_chan_host(struct vmc_channel *ch, bool connected)
 			      time_after(next, jiffies) ? next - jiffies : 0);
 }
 
-/* DATA within the channel's credit goes to the ring; beyond, it is dropped. */
-static void vmc_chan_data(struct vmc_channel *ch, const u8 *data, u32 len)
+/*
+ * DATA within the channel's credit is queued for readers; beyond, it is
+ * dropped.  Return: VMC_ACT_RX_KEPT if the queue keeps the buffer.
+ */
+static unsigned int vmc_chan_data(struct vmc_channel *ch, struct vmc_rx_buf *msg)
 {
-	u32 pos = ch->rx_cnt % VMC_RX_RING_SIZE;
-	u32 first = min(len, VMC_RX_RING_SIZE - pos);
+	u32 len = msg->len;	/* validated: the header is the device's */
+	bool kept;
 
 	if (len > vmc_rx_free(ch)) {
 		dev_warn_ratelimited(&ch->vmc->vdev->dev,
 				     "channel %s: device sent %u bytes beyond its credit: dropped\n",
 				     ch->name, len);
-		return;
+		return 0;
 	}
-	memcpy(ch->ring + pos, data, first);
-	memcpy(ch->ring, data + first, len - first);
+	kept = vmc_rxq_add(ch, msg, len);
 	ch->rx_cnt += len;
 	ch->rx_bytes += len;
+	return kept ? VMC_ACT_RX_KEPT : 0;
 }
 
 /* HOST_DISCONNECT: one end-of-stream mark each, none merged, none dropped. */
@@ -87,17 +90,16 @@ static void vmc_chan_eof(struct vmc_channel *ch)
 }
 
 /* A message of the current session while OPEN. */
-static unsigned int vmc_chan_rx_open(struct vmc_channel *ch,
-				     const struct vmchannel_hdr *msg)
+static unsigned int vmc_chan_rx_open(struct vmc_channel *ch, struct vmc_rx_buf *buf)
 {
+	const struct vmchannel_hdr *msg = &buf->hdr;
 	u16 flags = le16_to_cpu(msg->flags);
 
 	ch->peer_buf_alloc = le32_to_cpu(msg->buf_alloc);
 	ch->peer_fwd_cnt = le32_to_cpu(msg->fwd_cnt);
 	switch (le16_to_cpu(msg->type)) {
 	case VMCHANNEL_MSG_DATA:
-		vmc_chan_data(ch, (const u8 *)(msg + 1), le32_to_cpu(msg->len));
-		break;
+		return VMC_ACT_WAKE | vmc_chan_data(ch, buf);
 	case VMCHANNEL_MSG_CREDIT:
 		if (flags & VMCHANNEL_F_DATA_LOST)
 			ch->data_lost = true;
@@ -123,7 +125,7 @@ static unsigned int vmc_chan_rx_open(struct vmc_channel *ch,
 /* The driver reports consumed bytes once a quarter of the ring, or when empty. */
 static bool vmc_chan_credit_due(const struct vmc_channel *ch)
 {
-	return ch->fwd_cnt - ch->fwd_reported >= VMC_RX_RING_SIZE / 4 ||
+	return ch->fwd_cnt - ch->fwd_reported >= VMC_RX_WINDOW / 4 ||
 	       (ch->fwd_cnt == ch->rx_cnt && ch->fwd_cnt != ch->fwd_reported);
 }
 
@@ -131,14 +133,13 @@ static bool vmc_chan_credit_due(const struct vmc_channel *ch)
  * vmc_chan_step() - the channel's transition function
  * @ch: the channel; its lock is held
  * @ev: what happened
- * @msg: for VMC_CH_EV_RX, the validated message (header, then payload)
- * @ring: for VMC_CH_EV_OPEN, the new receive ring (taken, set to NULL);
- *	  for VMC_CH_EV_CLOSE, set to the ring to free
+ * @msg: for VMC_CH_EV_RX, the validated message in its rxq buffer
+ * @freed: for VMC_CH_EV_CLOSE, receives the buffers of unread bytes
  *
  * Return: VMC_ACT_* bits for vmc_chan_act().
  */
 unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
-			   const struct vmchannel_hdr *msg, u8 **ring)
+			   struct vmc_rx_buf *msg, struct list_head *freed)
 {
 	lockdep_assert_held(&ch->lock);
 
@@ -147,8 +148,7 @@ unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
 		if (ch->state != VMC_CH_CLOSED)
 			return 0;
 		ch->session = ch->session + 1 ?: 1;
-		ch->ring = *ring;
-		*ring = NULL;
+		ch->receiving = true;
 		ch->rx_cnt = 0;
 		ch->fwd_cnt = 0;
 		ch->fwd_reported = 0;
@@ -165,28 +165,29 @@ unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
 		return VMC_ACT_SEND;
 
 	case VMC_CH_EV_CLOSE:
-		*ring = ch->ring;
-		ch->ring = NULL;
+		list_splice_init(&ch->rx_queue, freed);
+		ch->rx_kept = 0;
+		ch->receiving = false;
 		ch->n_eof = 0;
 		ch->rx_cnt = ch->fwd_cnt;
 		if (ch->state == VMC_CH_REMOVED)
-			return VMC_ACT_FREE_RING;
+			return VMC_ACT_FREE_RX;
 		ch->state = VMC_CH_CLOSED;
 		ch->owed = VMC_OWE_CLOSE;
 		vmc_chan_host(ch, false);
-		return VMC_ACT_FREE_RING | VMC_ACT_SEND;
+		return VMC_ACT_FREE_RX | VMC_ACT_SEND;
 
 	case VMC_CH_EV_RX:
 		if ((ch->state != VMC_CH_OPENING && ch->state != VMC_CH_OPEN) ||
-		    le32_to_cpu(msg->session) != ch->session)
+		    le32_to_cpu(msg->hdr.session) != ch->session)
 			return 0;
 		if (ch->state == VMC_CH_OPEN)
 			return vmc_chan_rx_open(ch, msg);
 		/* OPENING: only the acknowledgment of our OPEN counts. */
-		if (le16_to_cpu(msg->type) != VMCHANNEL_MSG_OPEN)
+		if (le16_to_cpu(msg->hdr.type) != VMCHANNEL_MSG_OPEN)
 			return 0;
-		ch->peer_buf_alloc = le32_to_cpu(msg->buf_alloc);
-		ch->peer_fwd_cnt = le32_to_cpu(msg->fwd_cnt);
+		ch->peer_buf_alloc = le32_to_cpu(msg->hdr.buf_alloc);
+		ch->peer_fwd_cnt = le32_to_cpu(msg->hdr.fwd_cnt);
 		ch->state = VMC_CH_OPEN;
 		return VMC_ACT_WAKE;
 
@@ -213,8 +214,8 @@ unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
 		/*
 		 * A session still open ends here.  Its CLOSE tells the device
 		 * that no DATA of the session follows, so the device takes the
-		 * DATA already on txq before it lets the channel go.  The ring
-		 * stays: buffered bytes can still be read.
+		 * DATA already on txq before it lets the channel go.  The
+		 * queue stays: buffered bytes can still be read.
 		 */
 		if (ch->state == VMC_CH_OPENING || ch->state == VMC_CH_OPEN)
 			ch->owed = VMC_OWE_CLOSE;
@@ -227,10 +228,10 @@ unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
 }
 
 /* Carries out what vmc_chan_step() asked for; ch->lock is not held. */
-void vmc_chan_act(struct vmc_channel *ch, unsigned int actions, u8 *ring)
+void vmc_chan_act(struct vmc_channel *ch, unsigned int actions, struct list_head *freed)
 {
-	if (actions & VMC_ACT_FREE_RING)
-		kvfree(ring);
+	if (actions & VMC_ACT_FREE_RX)
+		vmc_rxq_free(ch->vmc, freed);
 	if (actions & VMC_ACT_SEND)
 		vmc_send_owed(ch);
 	if (actions & VMC_ACT_WAKE) {

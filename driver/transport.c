@@ -2,9 +2,11 @@
 /*
  * Messages on the two shared virtqueues and the per-channel credit.
  *
- * rxq carries one message per buffer from the device.  Because the device
- * may only send a channel what that channel's credit allows, every message
- * can be consumed at once: the rx work never waits for a reader, so a
+ * rxq carries one message per buffer from the device, each with room for
+ * VMCHANNEL_MAX_PAYLOAD; a channel keeps a long DATA payload's buffer until
+ * it is read (rxqueue.c) and the rx work posts another in its place.
+ * Because the device may only send a channel what that channel's credit
+ * allows, every message can be consumed at once: the rx work never waits for a reader, so a
  * stalled reader holds up only its own channel.
  *
  * txq carries one message per chain: the header, then a DATA payload of up
@@ -85,39 +87,149 @@ void vmc_rx_kick(struct vmc_dev *vmc)
 	vmc_notify(vmc, vq);
 }
 
-/*
- * A buffer the device fills: room for the largest message we accept.  Called
- * with rx_lock held: one descriptor, so nothing is allocated anyway.
- */
-static int vmc_rx_add(struct vmc_dev *vmc, void *buf)
+static void vmc_rx_buf_free(struct vmc_rx_buf *buf)
 {
-	struct scatterlist sg;
-
-	sg_init_one(&sg, buf, VMC_RX_BUF_SIZE);
-	return virtqueue_add_inbuf(vmc->rx_vq, &sg, 1, buf, GFP_ATOMIC);
+	free_pages((unsigned long)buf->data, get_order(buf->size));
+	kfree(buf);
 }
 
-/* Posts receive buffers until the ring is full; called at probe and restore. */
-int vmc_rx_fill(struct vmc_dev *vmc)
+/*
+ * A new rxq buffer: room for VMCHANNEL_MAX_PAYLOAD, or a page when 64 KiB
+ * cannot be had at once (the device fills what the buffer holds).
+ */
+static struct vmc_rx_buf *vmc_rx_buf_alloc(void)
 {
-	unsigned int i;
-	void *buf;
+	struct vmc_rx_buf *buf;
+	unsigned int order = VMC_RX_ORDER;
+
+	buf = kmalloc(sizeof(*buf), GFP_KERNEL);
+	if (!buf)
+		return NULL;
+	buf->data = (u8 *)__get_free_pages(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, order);
+	if (!buf->data) {
+		order = 0;
+		buf->data = (u8 *)__get_free_page(GFP_KERNEL);
+	}
+	if (!buf->data) {
+		kfree(buf);
+		return NULL;
+	}
+	buf->size = PAGE_SIZE << order;
+	buf->rxq = true;
+	return buf;
+}
+
+/* Posts a buffer the device fills: header, then payload; caller holds rx_lock. */
+static int vmc_rx_post(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
+{
+	struct scatterlist sg[2];
 	int err;
 
-	for (i = 0; i < VMC_RX_BUFS; i++) {
-		buf = kmalloc(VMC_RX_BUF_SIZE, GFP_KERNEL);
-		if (!buf)
-			return -ENOMEM;
-		spin_lock_irq(&vmc->rx_lock);
-		err = vmc_rx_add(vmc, buf);
-		spin_unlock_irq(&vmc->rx_lock);
-		if (err) {
-			kfree(buf);
-			/* A smaller ring than VMC_RX_BUFS is simply full. */
-			return err == -ENOSPC ? 0 : err;
-		}
+	sg_init_table(sg, 2);
+	sg_set_buf(&sg[0], &buf->hdr, sizeof(buf->hdr));
+	sg_set_buf(&sg[1], buf->data, buf->size);
+	err = virtqueue_add_inbuf(vmc->rx_vq, sg, 2, buf, GFP_ATOMIC);
+	if (!err)
+		vmc->rx_posted++;
+	return err;
+}
+
+/*
+ * A free rxq buffer goes to rxq while it lacks buffers, else to the pool
+ * (kernels with init_on_alloc zero every new 64 KiB), else to the allocator;
+ * caller holds rx_lock.  Return: whether it was posted (rxq needs a kick).
+ */
+static bool vmc_rx_buf_put_locked(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
+{
+	if (vmc_rx_live(vmc->state) && vmc->rx_posted < VMC_RX_BUFS && !vmc_rx_post(vmc, buf))
+		return true;
+	/* Once gone, vmc_vqs_drain() has emptied the pool for good. */
+	if (vmc->state != VMC_DEV_GONE && vmc->rx_pooled < VMC_RX_POOL) {
+		list_add(&buf->node, &vmc->rx_pool);
+		vmc->rx_pooled++;
+		return false;
 	}
-	return 0;
+	vmc_rx_buf_free(buf);
+	return false;
+}
+
+/*
+ * A buffer a reader emptied.  The rx work keeps rxq full from the pool, so
+ * this normally pools it; it posts (and kicks) only when the rx work could
+ * not allocate.
+ */
+void vmc_rx_buf_put(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
+{
+	struct virtqueue *vq = NULL;
+	unsigned long flags;
+
+	spin_lock_irqsave(&vmc->rx_lock, flags);
+	if (vmc_rx_buf_put_locked(vmc, buf))
+		vq = vmc_kick_prepare(vmc, vmc->rx_vq);
+	spin_unlock_irqrestore(&vmc->rx_lock, flags);
+	vmc_notify(vmc, vq);
+}
+
+/* A buffer out of the pool, NULL if empty; caller holds rx_lock. */
+static struct vmc_rx_buf *vmc_rx_pool_pop(struct vmc_dev *vmc)
+{
+	struct vmc_rx_buf *buf;
+
+	buf = list_first_entry_or_null(&vmc->rx_pool, struct vmc_rx_buf, node);
+	if (buf) {
+		list_del(&buf->node);
+		vmc->rx_pooled--;
+	}
+	return buf;
+}
+
+/*
+ * Tops rxq up to VMC_RX_BUFS from the pool or the allocator, in place of
+ * the buffers channels keep.  @starting: probe or restore, where the rings
+ * exist before the state says so.  Return: whether anything was posted.
+ */
+static bool vmc_rx_refill(struct vmc_dev *vmc, bool starting)
+{
+	struct vmc_rx_buf *buf;
+	bool posted = false;
+	int err = 0;
+
+	while (!err) {
+		spin_lock_irq(&vmc->rx_lock);
+		if ((!starting && !vmc_rx_live(vmc->state)) || vmc->rx_posted >= VMC_RX_BUFS) {
+			spin_unlock_irq(&vmc->rx_lock);
+			break;
+		}
+		buf = vmc_rx_pool_pop(vmc);
+		spin_unlock_irq(&vmc->rx_lock);
+		buf = buf ?: vmc_rx_buf_alloc();
+		if (!buf)
+			break;
+		spin_lock_irq(&vmc->rx_lock);
+		err = vmc_rx_post(vmc, buf);
+		if (err)
+			vmc_rx_buf_put_locked(vmc, buf);
+		spin_unlock_irq(&vmc->rx_lock);
+		posted |= !err;
+	}
+	return posted;
+}
+
+/* Posts receive buffers until rxq is full; called at probe and restore. */
+int vmc_rx_fill(struct vmc_dev *vmc)
+{
+	return vmc_rx_refill(vmc, true) ? 0 : -ENOMEM;
+}
+
+/* Frees the pool of rxq buffers; from now on, freed buffers are not pooled. */
+void vmc_rx_pool_free(struct vmc_dev *vmc)
+{
+	struct vmc_rx_buf *buf;
+
+	spin_lock_irq(&vmc->rx_lock);
+	while ((buf = vmc_rx_pool_pop(vmc)))
+		vmc_rx_buf_free(buf);
+	spin_unlock_irq(&vmc->rx_lock);
 }
 
 /* The device's RESET or SUSPEND: the acknowledgment of ours. */
@@ -131,11 +243,14 @@ static void vmc_rx_device(struct vmc_dev *vmc, u16 type)
 				     type == VMCHANNEL_MSG_RESET ? "RESET" : "SUSPEND");
 }
 
-/* Validates a used rx buffer; every field comes from the untrusted device. */
-static void vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
-			  const u8 *buf, unsigned int used)
+/*
+ * Validates a used rx buffer; every field comes from the untrusted device.
+ * Return: whether a channel keeps the buffer (rxqueue.c).
+ */
+static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
+			  struct vmc_rx_buf *buf, unsigned int used)
 {
-	const struct vmchannel_hdr *hdr = (const void *)buf;
+	const struct vmchannel_hdr *hdr = &buf->hdr;
 	struct device *dev = &vmc->vdev->dev;
 	struct vmc_channel *ch;
 	unsigned int actions;
@@ -143,76 +258,80 @@ static void vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 	u32 len, id;
 	u16 type;
 
-	if (used < sizeof(*hdr) || used > VMC_RX_BUF_SIZE) {
+	if (used < sizeof(*hdr) || used - sizeof(*hdr) > buf->size) {
 		dev_warn_ratelimited(dev, "rx: used length %u out of range\n", used);
-		return;
+		return false;
 	}
 	len = le32_to_cpu(hdr->len);
 	type = le16_to_cpu(hdr->type);
 	id = le32_to_cpu(hdr->channel_id);
 	if (len != used - sizeof(*hdr) || len > VMCHANNEL_MAX_PAYLOAD) {
 		dev_warn_ratelimited(dev, "rx: payload length %u, used %u\n", len, used);
-		return;
+		return false;
 	}
 	/* Only DATA has a payload, and it is never empty. */
 	is_data = type == VMCHANNEL_MSG_DATA;
 	if (type < VMCHANNEL_MSG_DATA || type > VMCHANNEL_MSG_SUSPEND ||
 	    type == VMCHANNEL_MSG_CLOSE || is_data != !!len) {
 		dev_warn_ratelimited(dev, "rx: bad message type %u (length %u)\n", type, len);
-		return;
+		return false;
 	}
 	/* Device-level messages, and only they, carry channel 0. */
 	is_dev = type == VMCHANNEL_MSG_RESET || type == VMCHANNEL_MSG_SUSPEND;
 	if (is_dev != !id) {
 		dev_warn_ratelimited(dev, "rx: message type %u on channel %u: dropped\n",
 				     type, id);
-		return;
+		return false;
 	}
 	if (is_dev) {
 		vmc_rx_device(vmc, type);
-		return;
+		return false;
 	}
 	/* Until the device acknowledges our RESET, rxq holds an earlier driver's. */
 	if (state == VMC_DEV_RESETTING)
-		return;
+		return false;
 	ch = vmc_channel_get_by_id(vmc, id);
 	if (!ch) {
 		/* Also seen, rarely, for a channel removed with messages in flight. */
 		dev_warn_ratelimited(dev, "rx: message for unknown channel %u: dropped\n", id);
-		return;
+		return false;
 	}
+	/* The validated length: the device may write the header again. */
+	buf->len = len;
 	spin_lock_irq(&ch->lock);
-	actions = vmc_chan_step(ch, VMC_CH_EV_RX, hdr, NULL);
+	actions = vmc_chan_step(ch, VMC_CH_EV_RX, buf, NULL);
 	spin_unlock_irq(&ch->lock);
 	vmc_chan_act(ch, actions, NULL);
 	vmc_channel_put(ch);
+	return actions & VMC_ACT_RX_KEPT;
 }
 
-/* Drains rxq, VMC_RX_BUDGET messages at a time. */
+/* Drains rxq, VMC_RX_BUDGET messages at a time, and keeps it full. */
 void vmc_rx_work(struct work_struct *work)
 {
 	struct vmc_dev *vmc = container_of(work, struct vmc_dev, rx_work);
 	enum vmc_dev_state state;
+	struct vmc_rx_buf *buf;
 	unsigned int used, n;
 	bool posted = false;
-	void *buf;
 
 	for (n = 0; n < VMC_RX_BUDGET; n++) {
 		spin_lock_irq(&vmc->rx_lock);
 		state = vmc->state;
 		buf = vmc_rx_live(state) ? virtqueue_get_buf(vmc->rx_vq, &used) : NULL;
+		if (buf)
+			vmc->rx_posted--;
 		spin_unlock_irq(&vmc->rx_lock);
 		if (!buf)
 			break;
-		vmc_rx_buffer(vmc, state, buf, used);
-		spin_lock_irq(&vmc->rx_lock);
-		if (!vmc_rx_live(vmc->state) || vmc_rx_add(vmc, buf))
-			kfree(buf);
-		else
-			posted = true;
-		spin_unlock_irq(&vmc->rx_lock);
+		if (!vmc_rx_buffer(vmc, state, buf, used)) {
+			spin_lock_irq(&vmc->rx_lock);
+			posted |= vmc_rx_buf_put_locked(vmc, buf);
+			spin_unlock_irq(&vmc->rx_lock);
+		}
 		cond_resched();
 	}
+	posted |= vmc_rx_refill(vmc, false);
 	if (posted)
 		vmc_rx_kick(vmc);
 	/* Budget spent: let other work run, then continue. */
@@ -533,7 +652,7 @@ static bool vmc_tx_try_chan(struct vmc_channel *ch, struct vmc_tx_req *req)
 	}
 	hdr->len = cpu_to_le32(req->len);
 	hdr->session = cpu_to_le32(ch->session);
-	hdr->buf_alloc = cpu_to_le32(ch->ring ? VMC_RX_RING_SIZE : 0);
+	hdr->buf_alloc = cpu_to_le32(ch->receiving ? VMC_RX_WINDOW : 0);
 	hdr->fwd_cnt = cpu_to_le32(ch->fwd_cnt);
 	hdr->eof_cnt = cpu_to_le32(ch->eof_cnt);
 	vmc_tx_add(vmc, req);
@@ -722,12 +841,15 @@ void vmc_owed_work(struct work_struct *work)
 void vmc_vqs_drain(struct vmc_dev *vmc)
 {
 	struct vmc_tx_buf *tx_buf;
+	struct vmc_rx_buf *rx_buf;
 	enum vmc_tx_size size;
-	void *buf;
 
 	spin_lock_irq(&vmc->rx_lock);
-	while ((buf = virtqueue_detach_unused_buf(vmc->rx_vq)))
-		kfree(buf);
+	while ((rx_buf = virtqueue_detach_unused_buf(vmc->rx_vq)))
+		vmc_rx_buf_free(rx_buf);
+	while ((rx_buf = vmc_rx_pool_pop(vmc)))
+		vmc_rx_buf_free(rx_buf);
+	vmc->rx_posted = 0;
 	spin_unlock_irq(&vmc->rx_lock);
 	spin_lock_irq(&vmc->tx_lock);
 	while ((tx_buf = virtqueue_detach_unused_buf(vmc->tx_vq)))

@@ -8,6 +8,7 @@
  * fops.c       the file operations of /dev/vmchannel/<name>
  * state.c      the channel and device state machines of docs/device-spec.md
  * transport.c  messages on the virtqueues, credit accounting
+ * rxqueue.c    a channel's received bytes, held in rxq buffers until read
  * sysfs.c      attributes under /sys/class/vmchannel/<node>/
  *
  * Lock order: vmc_dev.table_lock -> vmc_minor_lock -> vmc_channel.open_lock ->
@@ -33,11 +34,24 @@
 
 #include "compat.h"
 
-/* Bytes a channel can hold from the host: allocated while the node is open. */
-#define VMC_RX_RING_SIZE	(128 * 1024)
-/* Receive buffers posted on rxq: one message each. */
-#define VMC_RX_BUF_SIZE		(16 * 1024)
-#define VMC_RX_BUFS		64
+/* Bytes a channel can hold from the host (buf_alloc) while the node is open. */
+#define VMC_RX_WINDOW		(128 * 1024)
+/*
+ * Receive buffers posted on rxq: one message each, the header in
+ * struct vmc_rx_buf and up to VMCHANNEL_MAX_PAYLOAD in VMC_RX_ORDER pages.
+ */
+#define VMC_RX_ORDER		get_order(VMCHANNEL_MAX_PAYLOAD)
+#define VMC_RX_BUFS		32
+/* Free receive buffers kept for reuse (see transport.c). */
+#define VMC_RX_POOL		8
+/*
+ * rxqueue.c: payloads up to this are copied, longer ones keep their rxq
+ * buffer while a channel holds fewer than VMC_RX_KEEP_MAX of them; copies go
+ * to the channel's last buffer or to VMC_RX_COPY_ALLOC bytes allocated for it.
+ */
+#define VMC_RX_COPY_MAX		2048
+#define VMC_RX_KEEP_MAX		4
+#define VMC_RX_COPY_ALLOC	(16 * 1024)
 /* Messages the rx work handles before it lets others run. */
 #define VMC_RX_BUDGET		64
 /*
@@ -80,15 +94,15 @@ enum vmc_dev_event {
 
 /* Channel states; vmc_chan_step() is the only place that changes them. */
 enum vmc_chan_state {
-	VMC_CH_CLOSED,		/* no open file, no receive ring */
+	VMC_CH_CLOSED,		/* no open file, nothing received */
 	VMC_CH_OPENING,		/* OPEN(session) sent, not acknowledged */
 	VMC_CH_OPEN,		/* acknowledged: data and credit flow */
 	VMC_CH_REMOVED,		/* left the table or the device went away (final) */
 };
 
 enum vmc_chan_event {
-	VMC_CH_EV_OPEN,		/* first open(): @ring is the new receive ring */
-	VMC_CH_EV_CLOSE,	/* last close(): the ring is handed back */
+	VMC_CH_EV_OPEN,		/* first open() */
+	VMC_CH_EV_CLOSE,	/* last close(): received bytes are handed back */
 	VMC_CH_EV_RX,		/* a validated message of the device for the channel */
 	VMC_CH_EV_READ,		/* a reader consumed bytes (fwd_cnt already moved) */
 	VMC_CH_EV_EOF_READ,	/* a reader consumed an end-of-stream mark */
@@ -98,7 +112,8 @@ enum vmc_chan_event {
 /* What the caller of vmc_chan_step() does once it dropped vmc_channel.lock. */
 #define VMC_ACT_WAKE		BIT(0)	/* wake readers, writers, pollers; SIGIO */
 #define VMC_ACT_SEND		BIT(1)	/* send what vmc_channel.owed holds */
-#define VMC_ACT_FREE_RING	BIT(2)	/* free the ring the step handed back */
+#define VMC_ACT_FREE_RX		BIT(2)	/* free the buffers the step handed back */
+#define VMC_ACT_RX_KEPT		BIT(3)	/* the channel keeps the message's buffer */
 
 /* Messages a channel owes the device (vmc_channel.owed). */
 #define VMC_OWE_OPEN		BIT(0)
@@ -115,6 +130,26 @@ enum vmc_tx_size {
 struct vmc_tx_buf;
 
 /**
+ * struct vmc_rx_buf - received bytes: an rxq buffer, or a copy
+ * @node: in vmc_channel.rx_queue, or in vmc_dev.rx_pool
+ * @len: payload bytes at @data
+ * @off: of which readers have consumed
+ * @size: room at @data
+ * @rxq: an rxq buffer (VMC_RX_ORDER pages at @data), else a copy
+ * @data: the payload
+ * @hdr: rxq buffers: the message's header, written by the device
+ */
+struct vmc_rx_buf {
+	struct list_head node;
+	u32 len;
+	u32 off;
+	u32 size;
+	bool rxq;
+	u8 *data;
+	struct vmchannel_hdr hdr;
+};
+
+/**
  * struct vmc_dev - one vmchannel virtio device
  * @vdev: the virtio device
  * @rx_vq: device -> driver messages
@@ -126,6 +161,9 @@ struct vmc_tx_buf;
  * @tx_pool: free txq buffers by size (enum vmc_tx_size)
  * @tx_pooled: how many of each
  * @tx_unkicked: buffers added to @tx_vq since its last kick
+ * @rx_posted: buffers on @rx_vq
+ * @rx_pool: free receive buffers (struct vmc_rx_buf.node)
+ * @rx_pooled: how many
  * @notifying: kicks under way outside the locks; vmc_del_vqs() waits for 0
  * @tx_wait: senders and pollers waiting for room on @tx_vq or for RUNNING
  * @rx_work: drains @rx_vq
@@ -148,6 +186,9 @@ struct vmc_dev {
 	struct vmc_tx_buf *tx_pool[VMC_TX_SIZES];
 	unsigned int tx_pooled[VMC_TX_SIZES];
 	unsigned int tx_unkicked;
+	unsigned int rx_posted;
+	struct list_head rx_pool;
+	unsigned int rx_pooled;
 	atomic_t notifying;
 	wait_queue_head_t tx_wait;
 	struct work_struct rx_work;
@@ -171,7 +212,7 @@ struct vmc_dev {
  * @files: open files (any access mode); the session lasts while > 0
  * @readers: open files with read access (0 or 1)
  * @writers: open files with write access (0 or 1)
- * @read_lock: serialises readers' copies out of @ring
+ * @read_lock: serialises readers' copies out of @rx_queue
  * @write_lock: serialises writers, so that credit is spent once
  * @uevent_work: sends host_connected uevents, throttled (channel.c)
  * @lock: protects every field below it
@@ -183,9 +224,11 @@ struct vmc_dev {
  * @host_connected: a host endpoint is connected (last HOST_* message)
  * @data_lost: the device discarded bytes we sent; next write() reports it
  * @connections: HOST_CONNECT messages in the session
- * @ring: received bytes, VMC_RX_RING_SIZE, present during a session
- * @rx_cnt: bytes received in the session (mod 2^32); ring write position
- * @fwd_cnt: bytes consumed by readers in the session; ring read position
+ * @receiving: the session's receive window is open (from OPEN to CLOSE)
+ * @rx_queue: received bytes not yet read (struct vmc_rx_buf), oldest first
+ * @rx_kept: rxq buffers in @rx_queue
+ * @rx_cnt: bytes received in the session (mod 2^32)
+ * @fwd_cnt: bytes consumed by readers in the session
  * @fwd_reported: @fwd_cnt as last put on txq
  * @eof_cnt: end-of-stream marks consumed by readers in the session
  * @eof: stream positions of end-of-stream marks not yet read, oldest first
@@ -210,7 +253,7 @@ struct vmc_channel {
 	unsigned int files;
 	unsigned int readers;
 	unsigned int writers;
-	struct mutex read_lock; /* one copy out of the ring at a time */
+	struct mutex read_lock; /* one copy out of rx_queue at a time */
 	struct mutex write_lock; /* one writer spends the credit at a time */
 	struct delayed_work uevent_work;
 
@@ -223,7 +266,9 @@ struct vmc_channel {
 	bool host_connected;
 	bool data_lost;
 	u32 connections;
-	u8 *ring;
+	bool receiving;
+	struct list_head rx_queue;
+	unsigned int rx_kept;
 	u32 rx_cnt;
 	u32 fwd_cnt;
 	u32 fwd_reported;
@@ -260,14 +305,21 @@ extern const struct file_operations vmc_fops;
 
 /* state.c */
 unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
-			   const struct vmchannel_hdr *msg, u8 **ring);
-void vmc_chan_act(struct vmc_channel *ch, unsigned int actions, u8 *ring);
+			   struct vmc_rx_buf *msg, struct list_head *freed);
+void vmc_chan_act(struct vmc_channel *ch, unsigned int actions, struct list_head *freed);
 bool vmc_dev_step(struct vmc_dev *vmc, enum vmc_dev_event ev);
 u32 vmc_tx_credit(const struct vmc_channel *ch);
 u32 vmc_readable(const struct vmc_channel *ch);
 
+/* rxqueue.c */
+bool vmc_rxq_add(struct vmc_channel *ch, struct vmc_rx_buf *buf, u32 len);
+ssize_t vmc_rxq_read(struct vmc_channel *ch, char __user *ubuf, u32 n);
+void vmc_rxq_free(struct vmc_dev *vmc, struct list_head *bufs);
+
 /* transport.c */
+void vmc_rx_buf_put(struct vmc_dev *vmc, struct vmc_rx_buf *buf);
 int vmc_rx_fill(struct vmc_dev *vmc);
+void vmc_rx_pool_free(struct vmc_dev *vmc);
 void vmc_rx_work(struct work_struct *work);
 void vmc_rx_done(struct virtqueue *vq);
 void vmc_tx_done(struct virtqueue *vq);
