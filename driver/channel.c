@@ -184,7 +184,8 @@ static int vmc_channel_add(struct vmc_dev *vmc, u32 id, const u8 *name)
 	INIT_LIST_HEAD(&ch->rx_queue);
 	ch->state = VMC_CH_CLOSED;
 	ch->uevent_sent = jiffies - VMC_UEVENT_INTERVAL;
-	init_waitqueue_head(&ch->wait);
+	init_waitqueue_head(&ch->rd_wait);
+	init_waitqueue_head(&ch->wr_wait);
 
 	err = xa_insert(&vmc->channels, id, ch, GFP_KERNEL);
 	if (err)
@@ -254,7 +255,8 @@ static void vmc_channel_remove(struct vmc_dev *vmc, struct vmc_channel *ch)
 		vmc_send(ch, VMCHANNEL_MSG_CLOSE, NULL, 0, VMC_SEND_RELIABLE);
 	/* REMOVED: nothing queues the uevent work again. */
 	cancel_delayed_work_sync(&ch->uevent_work);
-	wake_up_all(&ch->wait);
+	wake_up_all(&ch->rd_wait);
+	wake_up_all(&ch->wr_wait);
 	kill_fasync(&ch->fasync, SIGIO, POLL_HUP);
 	vmc_channel_put(ch);
 }

@@ -134,7 +134,7 @@ static ssize_t vmc_read_wait(struct vmc_channel *ch, bool nonblock)
 			return -ENODEV;
 		if (nonblock)
 			return -EAGAIN;
-		if (wait_event_interruptible(ch->wait, vmc_read_ready(ch)))
+		if (wait_event_interruptible(ch->rd_wait, vmc_read_ready(ch)))
 			return -ERESTARTSYS;
 	}
 }
@@ -229,7 +229,7 @@ static ssize_t vmc_write(struct file *file, const char __user *buf,
 			}
 			/* The device must see what we queued to give credit back. */
 			vmc_tx_kick(ch->vmc);
-			if (wait_event_interruptible(ch->wait, vmc_write_ready(ch))) {
+			if (wait_event_interruptible(ch->wr_wait, vmc_write_ready(ch))) {
 				ret = -ERESTARTSYS;
 				break;
 			}
@@ -255,7 +255,8 @@ static __poll_t vmc_poll(struct file *file, poll_table *wait)
 	__poll_t mask = 0;
 	bool writable;
 
-	poll_wait(file, &ch->wait, wait);
+	poll_wait(file, &ch->rd_wait, wait);
+	poll_wait(file, &ch->wr_wait, wait);
 	/* Room on the shared txq comes back on vmc_dev.tx_wait. */
 	poll_wait(file, &ch->vmc->tx_wait, wait);
 	spin_lock_irq(&ch->lock);
@@ -322,7 +323,7 @@ static int vmc_ioctl_wait_host(struct vmc_channel *ch, bool nonblock)
 	if (!vmc_host_ready(ch)) {
 		if (nonblock)
 			return -EAGAIN;
-		if (wait_event_interruptible(ch->wait, vmc_host_ready(ch)))
+		if (wait_event_interruptible(ch->rd_wait, vmc_host_ready(ch)))
 			return -ERESTARTSYS;
 	}
 	return READ_ONCE(ch->state) == VMC_CH_REMOVED ? -ENODEV : 0;

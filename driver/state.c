@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
+#include <linux/poll.h>
 #include <linux/string.h>
 
 #include "vmchannel.h"
@@ -89,44 +90,61 @@ static void vmc_chan_eof(struct vmc_channel *ch)
 	ch->eof[ch->n_eof++] = ch->rx_cnt;
 }
 
-/* A message of the current session while OPEN. */
+/*
+ * A message of the current session while OPEN.  Only waiters that can now
+ * proceed are woken: readers for bytes, marks and host state, writers for
+ * more credit or a loss to report.
+ */
 static unsigned int vmc_chan_rx_open(struct vmc_channel *ch, struct vmc_rx_buf *buf)
 {
 	const struct vmchannel_hdr *msg = &buf->hdr;
 	u16 flags = le16_to_cpu(msg->flags);
+	u32 credit = vmc_tx_credit(ch);
+	bool lost = ch->data_lost;
+	unsigned int actions;
 
 	ch->peer_buf_alloc = le32_to_cpu(msg->buf_alloc);
 	ch->peer_fwd_cnt = le32_to_cpu(msg->fwd_cnt);
 	switch (le16_to_cpu(msg->type)) {
 	case VMCHANNEL_MSG_DATA:
-		return VMC_ACT_WAKE | vmc_chan_data(ch, buf);
+		actions = VMC_ACT_WAKE_RD | vmc_chan_data(ch, buf);
+		break;
 	case VMCHANNEL_MSG_CREDIT:
 		if (flags & VMCHANNEL_F_DATA_LOST)
 			ch->data_lost = true;
+		actions = 0;
 		break;
 	case VMCHANNEL_MSG_HOST_CONNECT:
 		if (!ch->host_connected)
 			ch->connections++;
 		vmc_chan_host(ch, true);
+		actions = VMC_ACT_WAKE_RD;
 		break;
 	case VMCHANNEL_MSG_HOST_DISCONNECT:
 		if (flags & VMCHANNEL_F_DATA_LOST)
 			ch->data_lost = true;
 		vmc_chan_eof(ch);
 		vmc_chan_host(ch, false);
+		actions = VMC_ACT_WAKE_RD;
 		break;
 	default:
 		/* A second OPEN of the session: nothing to do. */
-		return 0;
+		actions = 0;
+		break;
 	}
-	return VMC_ACT_WAKE;
+	if (vmc_tx_credit(ch) > credit || ch->data_lost != lost)
+		actions |= VMC_ACT_WAKE_WR;
+	return actions;
 }
 
-/* The driver reports consumed bytes once a quarter of the ring, or when empty. */
+/*
+ * The driver reports consumed bytes once a quarter of the window, and only
+ * then (every message it sends carries them too): a device without credit
+ * has the whole window in flight, and reading it crosses a quarter.
+ */
 static bool vmc_chan_credit_due(const struct vmc_channel *ch)
 {
-	return ch->fwd_cnt - ch->fwd_reported >= VMC_RX_WINDOW / 4 ||
-	       (ch->fwd_cnt == ch->rx_cnt && ch->fwd_cnt != ch->fwd_reported);
+	return ch->fwd_cnt - ch->fwd_reported >= VMC_RX_WINDOW / 4;
 }
 
 /**
@@ -234,9 +252,13 @@ void vmc_chan_act(struct vmc_channel *ch, unsigned int actions, struct list_head
 		vmc_rxq_free(ch->vmc, freed);
 	if (actions & VMC_ACT_SEND)
 		vmc_send_owed(ch);
-	if (actions & VMC_ACT_WAKE) {
-		wake_up_all(&ch->wait);
+	if (actions & VMC_ACT_WAKE_RD) {
+		wake_up_interruptible_poll(&ch->rd_wait, EPOLLIN | EPOLLRDNORM);
 		kill_fasync(&ch->fasync, SIGIO, POLL_IN);
+	}
+	if (actions & VMC_ACT_WAKE_WR) {
+		wake_up_interruptible_poll(&ch->wr_wait, EPOLLOUT | EPOLLWRNORM);
+		kill_fasync(&ch->fasync, SIGIO, POLL_OUT);
 	}
 }
 

@@ -110,7 +110,9 @@ enum vmc_chan_event {
 };
 
 /* What the caller of vmc_chan_step() does once it dropped vmc_channel.lock. */
-#define VMC_ACT_WAKE		BIT(0)	/* wake readers, writers, pollers; SIGIO */
+#define VMC_ACT_WAKE_RD		BIT(0)	/* wake readers, host waiters; SIGIO POLL_IN */
+#define VMC_ACT_WAKE_WR		BIT(4)	/* wake writers; SIGIO POLL_OUT */
+#define VMC_ACT_WAKE		(VMC_ACT_WAKE_RD | VMC_ACT_WAKE_WR)
 #define VMC_ACT_SEND		BIT(1)	/* send what vmc_channel.owed holds */
 #define VMC_ACT_FREE_RX		BIT(2)	/* free the buffers the step handed back */
 #define VMC_ACT_RX_KEPT		BIT(3)	/* the channel keeps the message's buffer */
@@ -238,7 +240,8 @@ struct vmc_dev {
  * @tx_cnt: payload bytes sent in the session
  * @peer_buf_alloc: the device's receive buffer for this channel
  * @peer_fwd_cnt: bytes the device has consumed of what we sent
- * @wait: readers, writers and pollers
+ * @rd_wait: readers, pollers and VMCHANNEL_IOC_WAIT_HOST: bytes, marks, host state
+ * @wr_wait: writers and pollers: credit, a loss to report
  * @fasync: files that asked for SIGIO (fasync_helper() locks it)
  */
 struct vmc_channel {
@@ -280,7 +283,8 @@ struct vmc_channel {
 	u32 tx_cnt;
 	u32 peer_buf_alloc;
 	u32 peer_fwd_cnt;
-	wait_queue_head_t wait;
+	wait_queue_head_t rd_wait;
+	wait_queue_head_t wr_wait;
 	struct fasync_struct *fasync;
 };
 
