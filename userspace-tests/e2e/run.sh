@@ -682,9 +682,15 @@ t_hostile_generation() {
 # Two devices offering the same names: every node root:vmchannel 0660, and
 # /dev/vmchannel/by-path/<PCI path>/<name> names each device's channel by its
 # slot, whichever probed first: sorted by path, device 1's "t" comes first.
+# The module that runs has the srcversion of the one DKMS installed for this
+# kernel under updates/dkms (vm-run puts no vmchannel.ko in the systemd guest's
+# initramfs: udev's coldplug loaded it by its modalias).
 t_sd_links() {
     local -a extra_vm_args=(--systemd --devices 2)
-    guest "$1" bash -c 'cd /dev/vmchannel
+    guest "$1" bash -c 'f=$(modinfo -F filename vmchannel)
+        [ "$(cat /sys/module/vmchannel/srcversion)" = "$(modinfo -F srcversion vmchannel)" ] &&
+            echo "module: $f loaded"
+        cd /dev/vmchannel
         for n in t t@virtio* echo echo@virtio*; do stat -c "node %n %U:%G %a" "$n"; done
         echo links: by-path/*/t by-path/*/echo
         for l in by-path/*/t; do echo "$l -> $(readlink -f "$l")"; done
@@ -695,6 +701,8 @@ t_sd_links() {
           printf two | socat -u - "UNIX-CONNECT:$work/ep/dev2/t.sock"; wait $!; }
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     local out=$work/guest.out
+    grep -Eqx 'module: (/usr)?/lib/modules/[^ /]+/updates/dkms/vmchannel\.ko(\.xz)? loaded' "$out" ||
+        { why="not DKMS's module: $(grep '^module' "$out")"; return 1; }
     [ "$(grep -c '^node .* root:vmchannel 660$' "$out")" = 4 ] ||
         { why="modes: $(grep '^node' "$out" | tr '\n' '|')"; return 1; }
     grep -Eqx 'links: by-path/pci-[0-9a-f:.-]+/t by-path/pci-[0-9a-f:.-]+/t by-path/pci-[0-9a-f:.-]+/echo by-path/pci-[0-9a-f:.-]+/echo' "$out" ||
