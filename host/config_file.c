@@ -5,7 +5,9 @@
  * used, so a bad file changes nothing.
  */
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -97,17 +99,59 @@ static bool set_path(char *dst, const char *value, const char **why)
 	return true;
 }
 
-/* "channel NAME [connect:PATH]": stored as the spec "NAME[=connect:PATH]". */
+/* "mode=0660" or "group=kvm" (a name or a number); false if the word is neither. */
+static bool parse_access(const char *word, mode_t *mode, gid_t *gid, const char **why)
+{
+	struct group *gr;
+	unsigned long v;
+	char *end;
+
+	if (!strncmp(word, "mode=", 5)) {
+		errno = 0;
+		v = strtoul(word + 5, &end, 8);
+		if (errno || end == word + 5 || *end || v > 0777 || !(v & 0200))
+			*why = "mode must be octal, at most 0777, with the owner's write bit";
+		*mode = (mode_t)v;
+		return true;
+	}
+	if (strncmp(word, "group=", 6))
+		return false;
+	gr = getgrnam(word + 6);
+	errno = 0;
+	v = strtoul(word + 6, &end, 10);
+	if (gr)
+		*gid = gr->gr_gid;
+	else if (!errno && end != word + 6 && !*end && v < (gid_t)-1)
+		*gid = (gid_t)v;
+	else
+		*why = "no such group";
+	return true;
+}
+
+/*
+ * "channel NAME [connect:PATH|stdio] [mode=OCTAL] [group=GROUP]": stored as
+ * the spec "NAME[=connect:PATH]" and its access.
+ */
 static void add_channel(struct vmc_config *cfg, char *value, const char **why)
 {
 	char spec[CHANNEL_SPEC_MAX], name[VMCHANNEL_NAME_SIZE], connect_path[108];
-	char *endpoint = value + strcspn(value, " \t");
+	char *word, *endpoint = "", *save = NULL;
+	mode_t mode = 0;
+	gid_t gid = (gid_t)-1;
 	unsigned int i;
 
-	if (*endpoint) {
-		*endpoint++ = '\0';
-		endpoint += strspn(endpoint, " \t");
+	value = strtok_r(value, " \t", &save);
+	if (!value)
+		value = "";	/* refused below as an invalid name */
+	while ((word = strtok_r(NULL, " \t", &save)) && !*why) {
+		if (parse_access(word, &mode, &gid, why))
+			continue;
+		if (*endpoint)
+			*why = "one endpoint a channel; then mode=OCTAL, group=GROUP";
+		endpoint = word;
 	}
+	if (*why)
+		return;
 	if (strlen(value) >= VMCHANNEL_NAME_SIZE || strlen(endpoint) >= sizeof(spec) - VMCHANNEL_NAME_SIZE) {
 		*why = "channel name or endpoint too long";
 		return;
@@ -130,7 +174,27 @@ static void add_channel(struct vmc_config *cfg, char *value, const char **why)
 		*why = "too many channels";
 		return;
 	}
+	cfg->access[cfg->nchannels].mode = mode;
+	cfg->access[cfg->nchannels].gid = gid;
 	strcpy(cfg->channels[cfg->nchannels++], spec);
+}
+
+bool config_channel_access(const struct vmc_config *cfg, const char *name, mode_t *mode,
+			   gid_t *gid)
+{
+	char other[VMCHANNEL_NAME_SIZE], path[108];
+	const char *ignored;
+	unsigned int i;
+
+	for (i = 0; i < cfg->nchannels; i++) {
+		channel_spec_parse(cfg->channels[i], other, path, &ignored);
+		if (!strcmp(other, name)) {
+			*mode = cfg->access[i].mode;
+			*gid = cfg->access[i].gid;
+			return cfg->access[i].mode || cfg->access[i].gid != (gid_t)-1;
+		}
+	}
+	return false;
 }
 
 int config_load(const char *path, struct vmc_config *cfg, char *err, size_t errlen)

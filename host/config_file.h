@@ -5,8 +5,10 @@
  *
  *   endpoint-dir DIR        like --endpoint-dir
  *   control-socket PATH     like --control-socket
- *   channel NAME [connect:PATH]
- *                           like --channel NAME[=connect:PATH] (repeatable)
+ *   channel NAME [connect:PATH|stdio] [mode=OCTAL] [group=GROUP]
+ *                           like --channel NAME[=connect:PATH] (repeatable);
+ *                           mode and group of its socket (default 0600 and
+ *                           --socket-group's)
  *
  * SIGHUP reads the file again and applies its channel lines.
  */
@@ -16,6 +18,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <linux/vmchannel.h>
 
 /* Room for a channel spec "NAME=connect:PATH": longest name and socket path. */
@@ -25,6 +28,10 @@ struct vmc_config {
 	char endpoint_dir[PATH_MAX];		/* "" when not set */
 	char control_socket[PATH_MAX];		/* "" when not set */
 	char channels[VMCHANNEL_MAX_CHANNELS][CHANNEL_SPEC_MAX];	/* specs */
+	struct {
+		mode_t mode;		/* of the channel's socket; 0: the default */
+		gid_t gid;		/* (gid_t)-1: the default */
+	} access[VMCHANNEL_MAX_CHANNELS];	/* of channels[i] */
 	unsigned int nchannels;
 };
 
@@ -45,6 +52,13 @@ int channel_spec_parse(const char *spec, char *name, char *connect_path, const c
  * "FILE:LINE: why", in @err.
  */
 int config_load(const char *path, struct vmc_config *cfg, char *err, size_t errlen);
+
+/*
+ * The mode and group the file gives channel @name's socket; false if it gives
+ * none.
+ */
+bool config_channel_access(const struct vmc_config *cfg, const char *name, mode_t *mode,
+			   gid_t *gid);
 
 /* True if @cfg lists the channel spec @spec, endpoint included. */
 bool config_has_channel(const struct vmc_config *cfg, const char *name);

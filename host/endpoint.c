@@ -36,6 +36,22 @@ static int remove_old_socket(const char *path)
 	return 0;
 }
 
+struct endpoint_access endpoint_default_access = { 0600, (uid_t)-1, (gid_t)-1 };
+void (*endpoint_access_for)(const char *path, struct endpoint_access *access);
+
+/* Gives the socket bound at @tmp (to be renamed to @path) its owner, group and mode. */
+static int set_access(const char *tmp, const char *path)
+{
+	struct endpoint_access access = endpoint_default_access;
+
+	if (endpoint_access_for)
+		endpoint_access_for(path, &access);
+	if ((access.uid != (uid_t)-1 || access.gid != (gid_t)-1) &&
+	    lchown(tmp, access.uid, access.gid) < 0)
+		return -1;
+	return access.mode == 0600 ? 0 : chmod(tmp, access.mode);
+}
+
 /*
  * The socket is bound under PATH~ and renamed to PATH once it listens: a
  * client that sees PATH appear (inotify) can connect at once, never meeting
@@ -59,11 +75,12 @@ int endpoint_listen(const char *path)
 		log_error("socket: %s", strerror(errno));
 		return -1;
 	}
-	/* Created 0600 from the start: no window with a wider mode. */
+	/* Created 0600 from the start: no window with a wider mode or another group. */
 	old_umask = umask(0177);
 	err = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
 	umask(old_umask);
-	if (err < 0 || listen(fd, 8) < 0 || rename(addr.sun_path, path) < 0) {
+	if (err < 0 || set_access(addr.sun_path, path) < 0 || listen(fd, 8) < 0 ||
+	    rename(addr.sun_path, path) < 0) {
 		log_error("%s: %s", path, strerror(errno));
 		if (err == 0)
 			unlink(addr.sun_path);

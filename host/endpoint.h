@@ -7,9 +7,25 @@
 #define VMC_ENDPOINT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
- * Creates a non-blocking listening socket at @path with mode 0600.  A stale
+ * Who may connect to a socket endpoint_listen() makes: its mode, and its
+ * owner and group ((uid_t)-1, (gid_t)-1: as created).
+ */
+struct endpoint_access {
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* For every socket (--user, --socket-group); mode 0600 and as created unless set. */
+extern struct endpoint_access endpoint_default_access;
+/* Per-socket exceptions (a channel's mode and group): may change @access for @path. */
+extern void (*endpoint_access_for)(const char *path, struct endpoint_access *access);
+
+/*
+ * Creates a non-blocking listening socket at @path with the access above.  A stale
  * socket at @path is replaced; anything else there (a file, a symlink) is an
  * error, so the daemon never follows a link it did not create.
  */

@@ -21,6 +21,8 @@
 #include "endpoint.h"
 #include "event_loop.h"
 #include "log.h"
+#include "sandbox.h"
+#include "service.h"
 #include "vmc_device.h"
 
 #define EXIT_USAGE 2
@@ -43,7 +45,9 @@ static void usage(FILE *out)
 		"bridge every channel to the Unix socket DIR/NAME.sock.\n"
 		"\n"
 		"  --socket-path PATH    listen for QEMU's vhost-user connection at PATH\n"
-		"  --fd FD               use the listening socket FD instead\n"
+		"  --fd FD               use the socket FD instead: listening, or already\n"
+		"                        connected to QEMU (then exit when it disconnects);\n"
+		"                        socket activation passes it as well\n"
 		"  --endpoint-dir DIR    where the channel sockets go (default: .)\n"
 		"  --channel NAME[=connect:PATH]\n"
 		"                        serve channel NAME (repeatable): 1-63 bytes of\n"
@@ -55,6 +59,12 @@ static void usage(FILE *out)
 		"  --control-socket PATH add/remove channels at run time through PATH\n"
 		"                        (lines: add NAME, remove NAME, list)\n"
 		"  --notify-fd FD        write READY=1 to FD once listening, then close it\n"
+		"  --sandbox MODE        on (default: seccomp, Landlock, no new privileges,\n"
+		"                        once set up) or none (for debugging)\n"
+		"  --socket-group GROUP  sockets are group GROUP's, mode 0660 (default: 0600)\n"
+		"  --user USER, --group GROUP\n"
+		"                        started as root: become USER (and its group, or\n"
+		"                        GROUP) once the sockets listen\n"
 		"  --print-qemu-args     print the QEMU options that attach the device\n"
 		"  --memory SIZE|none    guest memory for --print-qemu-args (default 1G);\n"
 		"                        none: the device only (a second device)\n"
@@ -86,7 +96,22 @@ static void print_qemu_args(const char *socket_path, const char *id, const char 
 static void frontend_disconnected(struct vu_dev *vu)
 {
 	(void)vu;
+	if (frontend_listen_fd < 0) {
+		/* --fd was the connection itself: nothing to accept another from. */
+		log_info("frontend disconnected: exiting");
+		loop_stop();
+		return;
+	}
 	loop_set_events(&frontend_watch, EPOLLIN);
+}
+
+/* --fd: a listening socket (systemd, libvirt for virtiofsd) or a connected one (a socketpair). */
+static bool fd_listens(int fd)
+{
+	socklen_t len = sizeof(int);
+	int listening = 0;
+
+	return !getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) && listening;
 }
 
 static void frontend_accept(void *opaque, uint32_t events)
@@ -144,8 +169,32 @@ static void reload_config(void)
 		    vmc_device_add_channel(&device, fresh.channels[i]) < 0)
 			log_error("reload: cannot add channel %s", fresh.channels[i]);
 	memcpy(file_config.channels, fresh.channels, sizeof(fresh.channels));
+	memcpy(file_config.access, fresh.access, sizeof(fresh.access));
 	file_config.nchannels = fresh.nchannels;
 	log_info("reloaded %s: %u channels from the file", config_path, fresh.nchannels);
+}
+
+/* A channel socket's mode and group from the configuration file. */
+static void channel_access(const char *path, struct endpoint_access *access)
+{
+	const char *base = strrchr(path, '/');
+	char name[VMCHANNEL_NAME_SIZE];
+	size_t len;
+	mode_t mode;
+	gid_t gid;
+
+	base = base ? base + 1 : path;
+	len = strlen(base);
+	if (len < 5 || len - 5 >= sizeof(name) || strcmp(base + len - 5, ".sock"))
+		return;
+	memcpy(name, base, len - 5);
+	name[len - 5] = '\0';
+	if (!config_channel_access(&file_config, name, &mode, &gid))
+		return;
+	if (mode)
+		access->mode = mode;
+	if (gid != (gid_t)-1)
+		access->gid = gid;
 }
 
 static void signal_ready(void *opaque, uint32_t events)
@@ -220,7 +269,8 @@ static bool check_specs(char **specs, unsigned int n)
 int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
-	       OPT_MEMORY, OPT_ID, OPT_CONFIG, OPT_CAPS, OPT_FAULT, OPT_HELP, OPT_VERSION };
+	       OPT_MEMORY, OPT_ID, OPT_CONFIG, OPT_CAPS, OPT_FAULT, OPT_HELP, OPT_VERSION,
+	       OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_SOCKET_GROUP };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -234,19 +284,25 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
 		{ "fault", required_argument, NULL, OPT_FAULT },
+		{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+		{ "user", required_argument, NULL, OPT_USER },
+		{ "group", required_argument, NULL, OPT_GROUP },
+		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 }
 	};
 	const char *socket_path = NULL, *dir = NULL, *memory = "1G", *control_path = NULL;
-	const char *qemu_id = "vmchannel0";
+	const char *qemu_id = "vmchannel0", *user = NULL, *group = NULL, *socket_group = NULL;
 	/* Freed on every way out: the ASan build's leak check runs on --help too. */
 	char **names = calloc((size_t)argc + VMCHANNEL_MAX_CHANNELS, sizeof(*names));
 	char err[PATH_MAX + 128];
 	unsigned int nnames = 0;
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
-	bool qemu_args = false;
+	bool qemu_args = false, sandbox = true;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
 	vmc_faults faults = 0;
 
 	if (!names)
@@ -261,6 +317,17 @@ int main(int argc, char **argv)
 		case OPT_ID: qemu_id = optarg; break;
 		case OPT_CONFIG: config_path = optarg; break;
 		case OPT_QEMU: qemu_args = true; break;
+		case OPT_SANDBOX:
+			if (strcmp(optarg, "on") && strcmp(optarg, "none")) {
+				fprintf(stderr, "vmchanneld: --sandbox is on or none\n");
+				status = EXIT_USAGE;
+				goto out;
+			}
+			sandbox = !strcmp(optarg, "on");
+			break;
+		case OPT_USER: user = optarg; break;
+		case OPT_GROUP: group = optarg; break;
+		case OPT_SOCKET_GROUP: socket_group = optarg; break;
 		case OPT_FAULT:
 			if (vmc_fault_parse(optarg) < 0) {
 				fprintf(stderr, "vmchanneld: unknown fault '%s'; one of: %s\n",
@@ -330,8 +397,32 @@ int main(int argc, char **argv)
 		for (unsigned int i = 0; i < file_config.nchannels; i++)
 			names[nnames++] = file_config.channels[i];
 	}
+	if (user && sandbox_lookup_user(user, &uid, &gid) < 0) {
+		fprintf(stderr, "vmchanneld: no such user '%s'\n", user);
+		status = EXIT_USAGE;
+		goto out;
+	}
+	if (group && sandbox_lookup_group(group, &gid) < 0) {
+		fprintf(stderr, "vmchanneld: no such group '%s'\n", group);
+		status = EXIT_USAGE;
+		goto out;
+	}
+	if (socket_group && sandbox_lookup_group(socket_group, &endpoint_default_access.gid) < 0) {
+		fprintf(stderr, "vmchanneld: no such group '%s'\n", socket_group);
+		status = EXIT_USAGE;
+		goto out;
+	}
+	/* The sockets made as root belong to the user the daemon becomes. */
+	endpoint_default_access.uid = uid;
+	if (endpoint_default_access.gid == (gid_t)-1)
+		endpoint_default_access.gid = gid;
+	if (socket_group)
+		endpoint_default_access.mode = 0660;
+	endpoint_access_for = channel_access;
 	if (!dir)
 		dir = ".";
+	if (listen_fd < 0 && !socket_path)
+		listen_fd = service_activated_fd();
 	if (!socket_path == (listen_fd < 0)) {
 		fprintf(stderr, "vmchanneld: give exactly one of --socket-path and --fd\n");
 		status = EXIT_USAGE;
@@ -354,18 +445,30 @@ int main(int argc, char **argv)
 	}
 	if (listen_fd < 0)
 		listen_fd = endpoint_listen(socket_path);
-	frontend_listen_fd = listen_fd;
 	if (listen_fd < 0)
 		goto out;
 	if (vmc_device_init(&device, dir, names, nnames) < 0)
 		goto out_device;
 	device.vu.disconnected = frontend_disconnected;
+	if (!fd_listens(listen_fd)) {
+		log_info("frontend connected (--fd)");
+		if (vu_dev_attach(&device.vu, listen_fd) < 0)
+			goto out_device;
+		listen_fd = -1;
+	}
+	frontend_listen_fd = listen_fd;
 	device.faults = faults;
 	if (faults)
 		log_warn("fault injection on: this device is hostile on purpose");
-	if (loop_watch(&frontend_watch, listen_fd, EPOLLIN, frontend_accept, NULL) < 0)
+	if (listen_fd >= 0 && loop_watch(&frontend_watch, listen_fd, EPOLLIN, frontend_accept, NULL) < 0)
 		goto out_device;
 	if (control_path && control_init(control_path, &device) < 0)
+		goto out_device;
+	if (sandbox_drop_privileges(uid, gid) < 0)
+		goto out_device;
+	if (sandbox && sandbox_enter(&(struct sandbox_paths){
+			.endpoint_dir = dir, .config_path = config_path,
+			.socket_paths = { socket_path, control_path } }) < 0)
 		goto out_device;
 	if (notify_fd >= 0) {
 		if (write(notify_fd, "READY=1\n", 8) != 8)
@@ -373,11 +476,15 @@ int main(int argc, char **argv)
 		close(notify_fd);
 	}
 	log_info("serving %u channels in %s", nnames, dir);
+	service_notify("READY=1\nSTATUS=serving %u channels in %s%s", nnames, dir,
+		       sandbox ? ", sandboxed" : "");
 	status = loop_run() < 0 ? 1 : 0;
+	service_notify("STOPPING=1");
 out_device:
 	control_fini();
 	vmc_device_fini(&device);
-	close(listen_fd);
+	if (listen_fd >= 0)
+		close(listen_fd);
 	if (socket_path)
 		unlink(socket_path);
 out:

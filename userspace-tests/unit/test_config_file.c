@@ -31,6 +31,9 @@ static int load_text(const char *text)
 
 static void test_config_accepts(void)
 {
+	mode_t mode;
+	gid_t gid;
+
 	CU_ASSERT_EQUAL(load_text("# vm1\n\n  endpoint-dir   /run/vm1  # sockets\n"
 				  "control-socket /run/vm1/control\n"
 				  "channel clipboard\n\tchannel agent.v2\n"
@@ -45,6 +48,16 @@ static void test_config_accepts(void)
 	CU_ASSERT_FALSE(config_has_channel(&cfg, "agent"));
 	CU_ASSERT_TRUE(config_has_channel(&cfg, "svc=connect:/run/svc.sock"));
 	CU_ASSERT_FALSE(config_has_channel(&cfg, "svc"));
+	/* A socket's mode and group, in any order around the endpoint. */
+	CU_ASSERT_EQUAL(load_text("channel a mode=0660\nchannel b group=0 connect:/s mode=600\n"
+				  "channel c\n"), 0);
+	CU_ASSERT_STRING_EQUAL(cfg.channels[1], "b=connect:/s");
+	CU_ASSERT_TRUE(config_channel_access(&cfg, "a", &mode, &gid));
+	CU_ASSERT_TRUE(mode == 0660 && gid == (gid_t)-1);
+	CU_ASSERT_TRUE(config_channel_access(&cfg, "b", &mode, &gid));
+	CU_ASSERT_TRUE(mode == 0600 && gid == 0);
+	CU_ASSERT_FALSE(config_channel_access(&cfg, "c", &mode, &gid));
+	CU_ASSERT_FALSE(config_channel_access(&cfg, "d", &mode, &gid));
 	CU_ASSERT_EQUAL(load_text(""), 0);
 	CU_ASSERT_EQUAL(cfg.nchannels, 0);
 	CU_ASSERT_STRING_EQUAL(cfg.endpoint_dir, "");
@@ -58,6 +71,10 @@ static void test_config_refuses(void)
 		{ "channel a/b\n", ":1: invalid channel name" },
 		{ "channel ..\n", ":1: invalid channel name" },
 		{ "channel\n", ":1: invalid channel name" },
+		{ "channel a mode=0999\n", ":1: mode must be octal" },
+		{ "channel a mode=0444\n", ":1: mode must be octal" },
+		{ "channel a group=no-such-group-here\n", ":1: no such group" },
+		{ "channel a connect:/x stdio\n", ":1: one endpoint a channel" },
 		{ "channel two words\n", ":1: endpoint must be connect:PATH or stdio" },
 		{ "channel a connect:\n", ":1: endpoint must be connect:PATH or stdio" },
 		{ "channel a\nchannel a connect:/run/a.sock\n", ":2: channel listed twice" },

@@ -28,5 +28,6 @@ void register_host_tests(void);
 void register_chan_state_tests(void);
 void register_device_tests(void);
 void register_config_file_tests(void);
+void register_sandbox_tests(void);
 
 #endif /* VMC_TEST_H */

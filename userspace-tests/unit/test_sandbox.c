@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * vmchanneld's sandbox (host/sandbox.c), entered in a child process: what
+ * the daemon does after setup still works, a forbidden system call kills it
+ * with a log line naming the call, and (where the kernel has Landlock) no
+ * file is made outside the endpoint directory.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/landlock.h>
+
+#include "endpoint.h"
+#include "sandbox.h"
+#include "vmc_test.h"
+
+/* What a sandboxed child does; its exit status is the test's verdict. */
+enum child_action { CHILD_WORKS, CHILD_FORBIDDEN, CHILD_OUTSIDE };
+
+static char endpoint_dir[64], outside_dir[64], child_log[4096];
+
+/*
+ * Runs @action in a sandboxed child; returns its wait status, its stderr in
+ * child_log.
+ */
+static int run_sandboxed(enum child_action action)
+{
+	const struct sandbox_paths paths = { .endpoint_dir = endpoint_dir };
+	char path[128];
+	int pipefd[2], status, fd;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	VMC_ASSERT_FATAL(pipe(pipefd) == 0);
+	pid = fork();
+	VMC_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		dup2(pipefd[1], STDERR_FILENO);
+		if (sandbox_enter(&paths) < 0)
+			_exit(10);
+		switch (action) {
+		case CHILD_WORKS:
+			/* A channel added at run time, then removed. */
+			snprintf(path, sizeof(path), "%s/late.sock", endpoint_dir);
+			fd = endpoint_listen(path);
+			if (fd < 0 || unlink(path) < 0 || close(fd) < 0)
+				_exit(11);
+			_exit(0);
+		case CHILD_FORBIDDEN:
+			/* Unix sockets only: an Internet socket is a forbidden call. */
+			socket(AF_INET, SOCK_STREAM, 0);
+			_exit(12);
+		case CHILD_OUTSIDE:
+			snprintf(path, sizeof(path), "%s/file", outside_dir);
+			fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+			_exit(fd < 0 && errno == EACCES ? 0 : 13);
+		}
+		_exit(14);
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], child_log + got, sizeof(child_log) - 1 - (size_t)got)) > 0)
+		got += n;
+	child_log[got] = '\0';
+	close(pipefd[0]);
+	VMC_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	return status;
+}
+
+static bool landlock_available(void)
+{
+	return syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) > 0;
+}
+
+static int sandbox_setup(void)
+{
+	snprintf(endpoint_dir, sizeof(endpoint_dir), "/tmp/vmc-sandbox-ep.XXXXXX");
+	snprintf(outside_dir, sizeof(outside_dir), "/tmp/vmc-sandbox-out.XXXXXX");
+	return mkdtemp(endpoint_dir) && mkdtemp(outside_dir) ? 0 : -1;
+}
+
+static int sandbox_teardown(void)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/file", outside_dir);
+	unlink(path);
+	rmdir(outside_dir);
+	return rmdir(endpoint_dir);
+}
+
+/* Sockets come and go in the endpoint directory under the sandbox. */
+static void test_sandbox_allows_channels(void)
+{
+	int status = run_sandboxed(CHILD_WORKS);
+
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_PTR_NULL(strstr(child_log, "error"));
+}
+
+/* A forbidden call: SIGSYS, after a line that names it. */
+static void test_sandbox_forbidden_call_kills(void)
+{
+	int status = run_sandboxed(CHILD_FORBIDDEN);
+	char want[128];
+
+	snprintf(want, sizeof(want),
+		 "vmchanneld: error: sandbox: forbidden system call socket (%d): exiting\n",
+		 SYS_socket);
+	CU_ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(child_log, want));
+}
+
+/* Landlock: no file is made outside the endpoint directory. */
+static void test_sandbox_landlock(void)
+{
+	int status;
+
+	if (!landlock_available()) {
+		printf("(no Landlock in this kernel: not checked) ");
+		return;
+	}
+	status = run_sandboxed(CHILD_OUTSIDE);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+void register_sandbox_tests(void)
+{
+	CU_pSuite s = CU_add_suite("host sandbox", sandbox_setup, sandbox_teardown);
+
+	if (!s) {
+		fprintf(stderr, "cannot add suite host sandbox: %s\n", CU_get_error_msg());
+		exit(EXIT_FAILURE);
+	}
+	vmc_add_test(s, "channels made and removed inside the sandbox",
+		     test_sandbox_allows_channels);
+	vmc_add_test(s, "a forbidden system call kills, with a log line",
+		     test_sandbox_forbidden_call_kills);
+	vmc_add_test(s, "Landlock: nothing made outside the endpoint directory",
+		     test_sandbox_landlock);
+}
