@@ -46,6 +46,11 @@ static int set_access(const char *tmp, const char *path)
 
 	if (endpoint_access_for)
 		endpoint_access_for(path, &access);
+	/* Made with our ids: no chown (which a service's filter may forbid) to them. */
+	if (access.uid == geteuid())
+		access.uid = (uid_t)-1;
+	if (access.gid == getegid())
+		access.gid = (gid_t)-1;
 	if ((access.uid != (uid_t)-1 || access.gid != (gid_t)-1) &&
 	    lchown(tmp, access.uid, access.gid) < 0)
 		return -1;

@@ -777,7 +777,11 @@ t_sd_agent() {
 }
 
 # From a login shell (su -l): a member of group vmchannel writes with echo and
-# reads with cat; a user outside the group is refused.
+# reads with cat; a user outside the group is refused.  Then, in the same boot
+# (a systemd guest costs a minute), vmchanneld as make install put it there,
+# run by its units (sd-vmchanneld.sh): socket activated, READY with a status,
+# user vmchanneld, sandboxed, sockets 0660 of group vmchanneld, control socket
+# answering, SIGHUP handled, systemd-analyze security exposure below 3.0.
 t_sd_login() {
     local -a extra_vm_args=(--systemd)
     local msg="to alice $RANDOM"
@@ -785,14 +789,28 @@ t_sd_login() {
         su -l alice -c "echo hi from \$USER >/dev/vmchannel/t" || exit 1
         su -l alice -c "cat /dev/vmchannel/t" || exit 1
         su -l bob -c "echo hi from \$USER >/dev/vmchannel/t" 2>/dev/null && echo "bob: allowed" || echo "bob: refused"
-        su -l bob -c "cat /dev/vmchannel/t" 2>/dev/null && echo "bob: allowed" || echo "bob: refused"'
+        su -l bob -c "cat /dev/vmchannel/t" 2>/dev/null && echo "bob: allowed" || echo "bob: refused"
+        bash /host'"$TOP"'/userspace-tests/e2e/sd-vmchanneld.sh'
     local got
     got=$("$XFER" wait --wait "$WAIT" "$work/ep/t.sock" && socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
     [ "$got" = "hi from alice" ] || { why="host got '$got'"; return 1; }
     printf '%s\n' "$msg" | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
-    [ "$(tr '\n' '|' <"$work/guest.out")" = "$msg|bob: refused|bob: refused|" ] ||
-        { why="guest printed: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
+    local out exposure
+    out=$(tr '\n' '|' <"$work/guest.out")
+    [ "${out%%|state: *}" = "$msg|bob: refused|bob: refused" ] ||
+        { why="guest printed: $out"; return 1; }
+    [[ $out = *"|state: active|status: serving 0 channels in /run/vmchannel/vm1, sandboxed|"\
+"user: vmchanneld|NoNewPrivs: 1|Seccomp: 2|"\
+"socket /run/vmchannel/vm1.vhost.sock vmchanneld:vmchanneld 660|"\
+"socket /run/vmchannel/vm1/control vmchanneld:vmchanneld 660|"\
+"socket /run/vmchannel/vm1/c1.sock vmchanneld:vmchanneld 660|"\
+"name=c1 state=IDLE host_connected=0|1|state: active|"* ]] ||
+        { why="vmchanneld units: $out"; return 1; }
+    exposure=$(sed -n 's/^.*Overall exposure level for vmchanneld@vm1.service: \([0-9.]*\) .*$/\1/p' "$work/guest.out")
+    [ -n "$exposure" ] && awk -v e="$exposure" 'BEGIN { exit !(e < 3.0) }' ||
+        { why="systemd-analyze security: '$exposure'"; return 1; }
+    [[ $out = *"|stopped: success|" ]] || { why="vmchanneld units: $out"; return 1; }
 }
 
 # bg_wait PID: waits for a helper started in the background (and listed in
