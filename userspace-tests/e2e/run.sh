@@ -778,19 +778,22 @@ t_sd_agent() {
 
 # From a login shell (su -l): a member of group vmchannel writes with echo and
 # reads with cat; a user outside the group is refused.  Then, in the same boot
-# (a systemd guest costs a minute), vmchanneld as make install put it there,
-# run by its units (sd-vmchanneld.sh): socket activated, READY with a status,
+# (a systemd guest costs a minute), vmchanneld as make install-host
+# (PREFIX=/usr/local) puts it in the guest, run by its units (sd-vmchanneld.sh): socket activated, READY with a status,
 # user vmchanneld, sandboxed, sockets 0660 of group vmchanneld, control socket
 # answering, SIGHUP handled, systemd-analyze security exposure below 3.0.
 t_sd_login() {
     local -a extra_vm_args=(--systemd)
     local msg="to alice $RANDOM"
+    rm -rf "$work/root"
+    make -s -C "$TOP" install-host DESTDIR="$work/root" PREFIX=/usr/local >"$work/install.log" 2>&1 ||
+        { why="make install-host: $(tail -n 3 "$work/install.log")"; return 1; }
     guest "$1" bash -c 'useradd -m -s /bin/bash -G vmchannel alice && useradd -m -s /bin/bash bob || exit 1
         su -l alice -c "echo hi from \$USER >/dev/vmchannel/t" || exit 1
         su -l alice -c "cat /dev/vmchannel/t" || exit 1
         su -l bob -c "echo hi from \$USER >/dev/vmchannel/t" 2>/dev/null && echo "bob: allowed" || echo "bob: refused"
         su -l bob -c "cat /dev/vmchannel/t" 2>/dev/null && echo "bob: allowed" || echo "bob: refused"
-        bash /host'"$TOP"'/userspace-tests/e2e/sd-vmchanneld.sh'
+        cp -a /host'"$work"'/root/. / && bash /host'"$TOP"'/userspace-tests/e2e/sd-vmchanneld.sh'
     local got
     got=$("$XFER" wait --wait "$WAIT" "$work/ep/t.sock" && socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
     [ "$got" = "hi from alice" ] || { why="host got '$got'"; return 1; }

@@ -1,12 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# Runs in the systemd guest (run.sh sd_login): vmchanneld as make install put
-# it there, started by its units.  Prints what run.sh checks.
+# Runs in the systemd guest (run.sh sd_login): vmchanneld as make install-host
+# put it there, started by its units.  Prints what run.sh checks.
 set -u
 unit=vmchanneld@vm1.service
 # On failure, the service's log says why.
 trap '[ $? = 0 ] || journalctl -u "$unit" --no-pager -o cat | tail -n 20' EXIT
-systemd-sysusers || exit 1
+systemctl daemon-reload && systemd-sysusers || exit 1
 systemctl start vmchanneld@vm1.socket || exit 1
 systemctl start "$unit" || exit 1
 echo "state: $(systemctl show -p ActiveState --value "$unit")"
