@@ -46,6 +46,12 @@ all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64m
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
+# The systemd guests' image (scripts/systemd-image; minutes when it must be
+# made) is made here, not inside a test, whose host side waits only WAIT
+# seconds for the guest.
+if [[ " ${tests[*]} " == *" sd_"* ]]; then
+    "$TOP/scripts/systemd-image" >/dev/null || echo "run.sh: no systemd image: the sd_* tests will fail" >&2
+fi
 
 work=$(mktemp -d /tmp/vmc-e2e.XXXXXX)
 passed=0
