@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -17,13 +19,44 @@ void vu_close_fds(struct vu_msg *msg)
 	msg->nfds = 0;
 }
 
-static bool read_full(int fd, void *buf, size_t len)
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Waits until @fd is readable or @deadline (a now_ms() time) passes.  No
+ * read blocks: a frontend that stops in the middle of a message
+ * holds the daemon (and SIGTERM) for at most VU_MSG_TIMEOUT_MS.
+ */
+static bool wait_readable(int fd, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int64_t left;
+	int n;
+
+	do {
+		left = deadline - now_ms();
+		if (left <= 0)
+			return false;
+		n = poll(&pfd, 1, (int)left);
+	} while (n < 0 && errno == EINTR);
+	return n > 0;
+}
+
+/* The rest of a message: false on end of file, error or the deadline. */
+static bool read_rest(int fd, void *buf, size_t len, int64_t deadline)
 {
 	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = read(fd, p, len);
+		ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
 
+		if (n < 0 && errno == EAGAIN && wait_readable(fd, deadline))
+			continue;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -42,13 +75,20 @@ int vu_recv(int fd, struct vu_msg *msg)
 		.msg_iov = &iov, .msg_iovlen = 1,
 		.msg_control = control, .msg_controllen = sizeof(control),
 	};
+	int64_t deadline = now_ms() + VU_MSG_TIMEOUT_MS;
 	struct cmsghdr *cmsg;
 	ssize_t n;
 
 	msg->nfds = 0;
-	do {
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	} while (n < 0 && errno == EINTR);
+	for (;;) {
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n >= 0 || (errno != EINTR && errno != EAGAIN))
+			break;
+		if (errno == EAGAIN && !wait_readable(fd, deadline)) {
+			log_error("vhost-user: no request within %d ms", VU_MSG_TIMEOUT_MS);
+			return -1;
+		}
+	}
 	if (n == 0)
 		return 0;
 	if (n < 0) {
@@ -68,8 +108,9 @@ int vu_recv(int fd, struct vu_msg *msg)
 		log_error("vhost-user: too many file descriptors in a message");
 		goto err;
 	}
-	if (n != VU_HDR_SIZE) {
-		log_error("vhost-user: short header (%zd bytes)", n);
+	if (n < VU_HDR_SIZE &&
+	    !read_rest(fd, (uint8_t *)msg + n, VU_HDR_SIZE - (size_t)n, deadline)) {
+		log_error("vhost-user: truncated header (%zd bytes)", n);
 		goto err;
 	}
 	if ((msg->flags & 0x3) != VU_FLAG_VERSION) {
@@ -81,8 +122,9 @@ int vu_recv(int fd, struct vu_msg *msg)
 			  vu_request_name(msg->request), msg->size);
 		goto err;
 	}
-	if (msg->size && !read_full(fd, &msg->payload, msg->size)) {
-		log_error("vhost-user: connection lost inside a message");
+	if (msg->size && !read_rest(fd, &msg->payload, msg->size, deadline)) {
+		log_error("vhost-user: %s truncated: not %u payload bytes within %d ms",
+			  vu_request_name(msg->request), msg->size, VU_MSG_TIMEOUT_MS);
 		goto err;
 	}
 	return 1;
@@ -103,9 +145,13 @@ bool vu_send(int fd, struct vu_msg *msg)
 
 	msg->flags = (msg->flags & ~0x3u) | VU_FLAG_VERSION;
 	do {
-		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	} while (n < 0 && errno == EINTR);
-	/* Messages are small; a blocking socket takes them whole. */
+	/*
+	 * Messages are small and a frontend reads each reply before its next
+	 * request: a socket buffer too full to take one whole is a peer that
+	 * stopped reading, dropped rather than waited for.
+	 */
 	if (n != (ssize_t)len) {
 		log_error("vhost-user: cannot send %s: %s", vu_request_name(msg->request),
 			  n < 0 ? strerror(errno) : "short write");

@@ -104,13 +104,17 @@ struct vu_msg {
 };
 
 #define VU_HDR_SIZE 12
+/* The longest a request may take to arrive once it began (or epoll said so). */
+#define VU_MSG_TIMEOUT_MS 1000
 
 /*
- * Reads one request.  Returns 1 with @msg filled, 0 when the peer closed the
- * connection, -1 on a malformed message or error (the connection must go).
+ * Reads one request from the socket @fd, waiting at most VU_MSG_TIMEOUT_MS
+ * for all of it.  Returns 1 with @msg filled, 0 when the peer closed the
+ * connection, -1 on a malformed, truncated or late message or an error (the
+ * connection must go).
  */
 int vu_recv(int fd, struct vu_msg *msg);
-/* Sends @msg (a reply when VU_FLAG_REPLY is set); false on failure. */
+/* Sends @msg (a reply when VU_FLAG_REPLY is set) without blocking; false on failure. */
 bool vu_send(int fd, struct vu_msg *msg);
 /* Closes the descriptors a request carried that its handler did not take. */
 void vu_close_fds(struct vu_msg *msg);
