@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,61 +13,174 @@
 #include "guest_mem.h"
 #include "log.h"
 
-void guest_mem_clear(struct guest_mem *mem)
+/*
+ * The SIGBUS guard.  A frontend may shrink a file it shared after we mapped
+ * it (a memfd without F_SEAL_SHRINK, a file in /dev/shm); touching a page
+ * beyond the new end raises SIGBUS.  The handler puts a zero page in its
+ * place, so the faulting access completes harmlessly, marks the guest_mem
+ * as faulted and wakes the owner through an eventfd: the owner then drops
+ * the frontend.  A SIGBUS anywhere else is not ours: default action.
+ */
+#define GUARDED_MAX 16
+
+static struct guest_mem *guarded[GUARDED_MAX];
+static int fault_fd = -1;
+
+static struct guest_mem *guarded_owner(uintptr_t addr)
+{
+	unsigned int i, r;
+
+	for (i = 0; i < GUARDED_MAX; i++) {
+		struct guest_mem *mem = guarded[i];
+
+		for (r = 0; mem && r < mem->nregions; r++) {
+			uintptr_t start = (uintptr_t)mem->regions[r].map;
+
+			if (addr >= start && addr - start < mem->regions[r].map_size)
+				return mem;
+		}
+	}
+	return NULL;
+}
+
+static void sigbus_handler(int sig, siginfo_t *si, void *ctx)
+{
+	uintptr_t page = (uintptr_t)si->si_addr & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
+	struct guest_mem *mem = guarded_owner((uintptr_t)si->si_addr);
+	uint64_t one = 1;
+
+	(void)ctx;
+	if (!mem || mmap((void *)page, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		signal(sig, SIG_DFL);	/* the access faults again, and kills */
+		return;
+	}
+	mem->faulted = 1;
+	if (write(fault_fd, &one, sizeof(one)) < 0) {
+		/* The counter cannot overflow in practice; the flag is set anyway. */
+	}
+}
+
+static int guard_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = sigbus_handler, .sa_flags = SA_SIGINFO };
+
+	if (fault_fd >= 0)
+		return 0;
+	fault_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fault_fd < 0 || sigaction(SIGBUS, &sa, NULL) < 0) {
+		log_error("cannot guard guest memory against SIGBUS: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int guest_mem_fault_fd(void)
+{
+	return guard_install() < 0 ? -1 : fault_fd;
+}
+
+static void guard(struct guest_mem *mem, bool on)
+{
+	unsigned int i;
+
+	for (i = 0; i < GUARDED_MAX; i++)
+		if (guarded[i] == (on ? NULL : mem)) {
+			guarded[i] = on ? mem : NULL;
+			return;
+		}
+	if (on)
+		log_warn("more than %d guest memories: a SIGBUS on this one is fatal", GUARDED_MAX);
+}
+
+static void unmap_all(struct guest_mem *mem)
 {
 	unsigned int i;
 
 	for (i = 0; i < mem->nregions; i++)
 		munmap(mem->regions[i].map, mem->regions[i].map_size);
 	mem->nregions = 0;
+	mem->faulted = 0;
 }
 
+void guest_mem_clear(struct guest_mem *mem)
+{
+	guard(mem, false);
+	unmap_all(mem);
+}
+
+/* Refuses a file too short for the mapping; says when it may shrink later. */
+static int check_file(int fd, unsigned int i, uint64_t map_size)
+{
+	struct stat st;
+	int seals;
+
+	if (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) && (uint64_t)st.st_size < map_size)) {
+		log_error("memory region %u: %" PRIu64 " bytes, more than its file holds",
+			  i, map_size);
+		return -EINVAL;
+	}
+	seals = fcntl(fd, F_GET_SEALS);
+	if (S_ISREG(st.st_mode) && (seals < 0 || !(seals & F_SEAL_SHRINK)))
+		log_info("memory region %u: the file may shrink (not sealed against it): "
+			 "a fault on it drops the frontend", i);
+	return 0;
+}
+
+static int map_region(struct guest_region *r, const struct guest_region_desc *d,
+		      int fd, unsigned int i)
+{
+	uint64_t map_size = d->size + d->mmap_offset;
+	int err;
+
+	if (!d->size || map_size < d->size || d->gpa + d->size < d->gpa ||
+	    d->uaddr + d->size < d->uaddr || map_size > SIZE_MAX) {
+		log_error("memory region %u: bad size or address", i);
+		return -EINVAL;
+	}
+	err = check_file(fd, i, map_size);
+	if (err)
+		return err;
+	r->map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (r->map == MAP_FAILED) {
+		err = -errno;
+		log_error("memory region %u: mmap: %s", i, strerror(errno));
+		return err;
+	}
+	r->map_size = map_size;
+	r->hva = (uint8_t *)r->map + d->mmap_offset;
+	r->gpa = d->gpa;
+	r->size = d->size;
+	r->uaddr = d->uaddr;
+	return 0;
+}
+
+/*
+ * The new table is mapped whole before the old one goes: on any failure the
+ * old mappings (and the rings pointing into them) stay valid.
+ */
 int guest_mem_set(struct guest_mem *mem, const struct guest_region_desc *desc,
 		  const int *fds, unsigned int n)
 {
+	struct guest_mem fresh = { 0 };
 	unsigned int i;
-	int err = 0;
+	int err = n > GUEST_MEM_MAX_REGIONS ? -EINVAL : guard_install();
 
-	guest_mem_clear(mem);
-	if (n > GUEST_MEM_MAX_REGIONS)
-		err = -EINVAL;
 	for (i = 0; i < n && !err; i++) {
-		const struct guest_region_desc *d = &desc[i];
-		struct guest_region *r = &mem->regions[i];
-		struct stat st;
-		uint64_t map_size = d->size + d->mmap_offset;
-
-		if (!d->size || map_size < d->size || d->gpa + d->size < d->gpa ||
-		    d->uaddr + d->size < d->uaddr || map_size > SIZE_MAX) {
-			log_error("memory region %u: bad size or address", i);
-			err = -EINVAL;
-			break;
-		}
-		/* Touching a mapping beyond the end of its file would be SIGBUS. */
-		if (fstat(fds[i], &st) < 0 || (S_ISREG(st.st_mode) && (uint64_t)st.st_size < map_size)) {
-			log_error("memory region %u: %" PRIu64 " bytes, more than its file holds",
-				  i, map_size);
-			err = -EINVAL;
-			break;
-		}
-		r->map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[i], 0);
-		if (r->map == MAP_FAILED) {
-			log_error("memory region %u: mmap: %s", i, strerror(errno));
-			err = -errno;
-			break;
-		}
-		r->map_size = map_size;
-		r->hva = (uint8_t *)r->map + d->mmap_offset;
-		r->gpa = d->gpa;
-		r->size = d->size;
-		r->uaddr = d->uaddr;
-		mem->nregions = i + 1;
+		err = map_region(&fresh.regions[i], &desc[i], fds[i], i);
+		if (!err)
+			fresh.nregions = i + 1;
 	}
 	for (i = 0; i < n; i++)
 		close(fds[i]);
-	if (err)
-		guest_mem_clear(mem);
-	return err;
+	if (err) {
+		unmap_all(&fresh);
+		return err;
+	}
+	guest_mem_clear(mem);
+	*mem = fresh;
+	guard(mem, true);
+	return 0;
 }
 
 void *guest_mem_gpa(const struct guest_mem *mem, uint64_t gpa, uint64_t *len)

@@ -7,6 +7,7 @@
 #ifndef VMC_GUEST_MEM_H
 #define VMC_GUEST_MEM_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ struct guest_region {
 };
 
 struct guest_mem {
+	/* Set by the SIGBUS guard: a mapped file shrank; the mapping is void. */
+	volatile sig_atomic_t faulted;
 	unsigned int nregions;
 	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
 };
@@ -30,10 +33,17 @@ struct guest_region_desc {
 	uint64_t gpa, size, uaddr, mmap_offset;
 };
 
-/* Maps @n regions from @fds (consumed: closed in every case). */
+/*
+ * Maps @n regions from @fds (consumed: closed in every case) in place of the
+ * current ones; on failure the current ones stay.  The memory is guarded:
+ * a SIGBUS on it (its file shrank) sets @mem->faulted and makes
+ * guest_mem_fault_fd() readable instead of killing the process.
+ */
 int guest_mem_set(struct guest_mem *mem, const struct guest_region_desc *desc,
 		  const int *fds, unsigned int n);
 void guest_mem_clear(struct guest_mem *mem);
+/* An eventfd, readable after a guarded SIGBUS (installs the guard); -1 if none. */
+int guest_mem_fault_fd(void);
 
 /*
  * Translates [gpa, gpa + *len) to our address space.  Returns NULL when gpa

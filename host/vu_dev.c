@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/virtio_ring.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,6 +22,7 @@ void vu_dev_init(struct vu_dev *dev, const struct vu_device_ops *ops, void *opaq
 	memset(dev, 0, sizeof(*dev));
 	dev->sock = -1;
 	dev->sock_watch.fd = -1;
+	dev->fault_watch.fd = -1;
 	dev->backend_fd = -1;
 	dev->ops = ops;
 	dev->opaque = opaque;
@@ -59,6 +61,11 @@ void vu_dev_detach(struct vu_dev *dev)
 	vu_reset_rings(dev);
 	guest_mem_clear(&dev->mem);
 	loop_unwatch(&dev->sock_watch);
+	if (dev->fault_watch.fd >= 0) {
+		loop_unwatch(&dev->fault_watch);
+		close(dev->fault_watch.fd);
+		dev->fault_watch.fd = -1;
+	}
 	if (dev->sock >= 0)
 		close(dev->sock);
 	if (dev->backend_fd >= 0)
@@ -69,6 +76,14 @@ void vu_dev_detach(struct vu_dev *dev)
 	dev->config_change_held = false;
 	dev->features = 0;
 	dev->protocol_features = 0;
+}
+
+/* Ends the frontend's connection: it went away, broke the protocol or our memory. */
+static void vu_drop_frontend(struct vu_dev *dev)
+{
+	vu_dev_detach(dev);
+	if (dev->disconnected)
+		dev->disconnected(dev);
 }
 
 static void vu_sock_ready(void *opaque, uint32_t events)
@@ -85,15 +100,37 @@ static void vu_sock_ready(void *opaque, uint32_t events)
 		log_info("frontend disconnected");
 	else
 		log_warn("dropping the frontend connection");
-	vu_dev_detach(dev);
-	if (dev->disconnected)
-		dev->disconnected(dev);
+	vu_drop_frontend(dev);
+}
+
+/* The SIGBUS guard caught a fault on guest memory: some file shrank. */
+static void vu_mem_faulted(void *opaque, uint32_t events)
+{
+	struct vu_dev *dev = opaque;
+	eventfd_t count;
+
+	(void)events;
+	if (eventfd_read(dev->fault_watch.fd, &count) < 0 && errno != EAGAIN)
+		return;
+	if (!dev->mem.faulted)
+		return;
+	log_error("guest memory faulted (SIGBUS: the frontend shrank a memory file): "
+		  "dropping the frontend");
+	vu_drop_frontend(dev);
 }
 
 int vu_dev_attach(struct vu_dev *dev, int sock)
 {
+	int fd;
+
 	dev->sock = sock;
-	return loop_watch(&dev->sock_watch, sock, EPOLLIN, vu_sock_ready, dev);
+	if (loop_watch(&dev->sock_watch, sock, EPOLLIN, vu_sock_ready, dev) < 0)
+		return -1;
+	/* Its own descriptor: every device watches the one eventfd of the guard. */
+	fd = guest_mem_fault_fd() >= 0 ? fcntl(guest_mem_fault_fd(), F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd >= 0 && loop_watch(&dev->fault_watch, fd, EPOLLIN, vu_mem_faulted, dev) < 0)
+		close(fd);
+	return 0;
 }
 
 static void vu_kick_ready(void *opaque, uint32_t events)
@@ -101,10 +138,19 @@ static void vu_kick_ready(void *opaque, uint32_t events)
 	struct vu_kick *kick = opaque;
 	struct vu_dev *dev = kick->dev;
 	eventfd_t value;
+	ssize_t n;
 
 	(void)events;
-	if (eventfd_read(kick->watch.fd, &value) < 0 && errno != EAGAIN)
-		log_warn("queue %u: reading the kick eventfd: %s", kick->index, strerror(errno));
+	n = read(kick->watch.fd, &value, sizeof(value));
+	if (n < 0 && errno == EAGAIN) {
+		/* Nothing new; the ring may still have work (a spurious wakeup). */
+	} else if (n != (ssize_t)sizeof(value)) {
+		/* Not an eventfd (a hung-up socket, a pipe): it would wake us for ever. */
+		log_error("queue %u: the kick descriptor is not an eventfd that works (%s): "
+			  "no longer watched", kick->index, n < 0 ? strerror(errno) : "end of file");
+		loop_unwatch(&kick->watch);
+		return;
+	}
 	dev->ops->queue_kicked(dev->opaque, kick->index);
 }
 
@@ -160,12 +206,12 @@ static bool vu_start_queue(struct vu_dev *dev, unsigned int index)
 		log_error("queue %u started without a mapped ring", index);
 		return false;
 	}
-	vq_start(vq, dev->features & (1ULL << VIRTIO_RING_F_EVENT_IDX));
-	if (!(dev->features & (1ULL << VU_F_PROTOCOL_FEATURES)))
-		vq->enabled = true;
 	if (loop_watch(&dev->kicks[index].watch, vq->kick_fd, EPOLLIN, vu_kick_ready,
 		       &dev->kicks[index]) < 0)
 		return false;
+	vq_start(vq, dev->features & (1ULL << VIRTIO_RING_F_EVENT_IDX));
+	if (!(dev->features & (1ULL << VU_F_PROTOCOL_FEATURES)))
+		vq->enabled = true;
 	if (vq_ready(vq))
 		vu_rings_started(dev);
 	return true;
@@ -208,6 +254,7 @@ static bool vu_set_vring_fd(struct vu_dev *dev, struct vu_msg *msg, int **slot,
 {
 	uint64_t arg = msg->payload.u64;
 	bool nofd = arg & VU_VRING_NOFD;
+	int fd = nofd ? -1 : msg->fds[0];
 	struct vq *vq;
 
 	if (msg->size != sizeof(uint64_t) || msg->nfds != (nofd ? 0u : 1u))
@@ -216,11 +263,53 @@ static bool vu_set_vring_fd(struct vu_dev *dev, struct vu_msg *msg, int **slot,
 	vq = vu_queue_arg(dev, *index);
 	if (!vq)
 		return false;
+	/*
+	 * Never block on the frontend's descriptors: a kick read finds nothing,
+	 * a call write meets a full pipe.  Both are eventfds in QEMU, which sets
+	 * them non-blocking anyway.
+	 */
+	if (fd >= 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		log_error("queue %u: %s: %s", *index, vu_request_name(msg->request),
+			  strerror(errno));
+		return false;
+	}
 	*slot = msg->request == VU_SET_VRING_KICK ? &vq->kick_fd : &vq->call_fd;
+	/* Out of epoll before it is closed: a closed fd cannot be removed. */
+	if (msg->request == VU_SET_VRING_KICK)
+		loop_unwatch(&dev->kicks[*index].watch);
 	if (**slot >= 0)
 		close(**slot);
-	**slot = nofd ? -1 : msg->fds[0];
+	**slot = fd;
 	msg->nfds = 0;
+	return true;
+}
+
+/*
+ * SET_VRING_NUM.  The ring's addresses were checked for its old size; a new
+ * size is checked against guest memory again, and a running ring cannot be
+ * resized (QEMU sets the size before it starts a ring).
+ */
+static bool vu_set_vring_num(struct vu_dev *dev, struct vq *vq, unsigned int index,
+			     unsigned int num)
+{
+	unsigned int old = vq->num;
+
+	if (!num || num > VQ_MAX_SIZE || (num & (num - 1))) {
+		log_error("queue %u: size %u is not a power of two <= %u", index, num,
+			  VQ_MAX_SIZE);
+		return false;
+	}
+	if (vq->started) {
+		log_error("queue %u: resizing a started ring (%u to %u)", index, old, num);
+		return false;
+	}
+	vq->num = num;
+	if (vq->desc && !vq_map(vq, &dev->mem)) {
+		log_error("queue %u: a ring of %u entries does not fit in guest memory", index, num);
+		vq->num = old;
+		vq_map(vq, &dev->mem);
+		return false;
+	}
 	return true;
 }
 
@@ -273,13 +362,7 @@ static bool vu_dispatch(struct vu_dev *dev, struct vu_msg *msg, bool *replied)
 	case VU_SET_VRING_NUM:
 		if (msg->size != sizeof(*state) || !(vq = vu_queue_arg(dev, state->index)))
 			return false;
-		if (!state->num || state->num > VQ_MAX_SIZE || (state->num & (state->num - 1))) {
-			log_error("queue %u: size %u is not a power of two <= %u",
-				  state->index, state->num, VQ_MAX_SIZE);
-			return false;
-		}
-		vq->num = state->num;
-		return true;
+		return vu_set_vring_num(dev, vq, state->index, state->num);
 	case VU_SET_VRING_ADDR:
 		if (msg->size != sizeof(struct vu_vring_addr) ||
 		    !(vq = vu_queue_arg(dev, msg->payload.addr.index)))
@@ -312,7 +395,6 @@ static bool vu_dispatch(struct vu_dev *dev, struct vu_msg *msg, bool *replied)
 	case VU_SET_VRING_KICK:
 		if (!vu_set_vring_fd(dev, msg, &slot, &index))
 			return false;
-		loop_unwatch(&dev->kicks[index].watch);
 		return *slot < 0 || vu_start_queue(dev, index);
 	case VU_SET_VRING_CALL:
 		return vu_set_vring_fd(dev, msg, &slot, &index);

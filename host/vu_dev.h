@@ -47,6 +47,7 @@ struct vu_device_ops {
 struct vu_dev {
 	int sock;			/* frontend connection, -1 if none */
 	struct watch sock_watch;
+	struct watch fault_watch;	/* a dup of guest_mem_fault_fd() */
 	int backend_fd;			/* backend request channel, -1 if none */
 	bool config_change_held;	/* a config change to announce once the rings run */
 	uint64_t features;
