@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <endian.h>
+#include <errno.h>
 #include <linux/virtio_ring.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -138,6 +139,8 @@ int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem)
 
 		if (count >= vq->num)
 			return vq_fail(vq, "descriptor chain loops", head);
+		if (count >= VQ_MAX_CHAIN)
+			return vq_fail(vq, "descriptor chain too long", head);
 		flags = le16toh(d->flags);
 		if (flags & VRING_DESC_F_INDIRECT)
 			return vq_fail(vq, "indirect descriptor (not negotiated)", i);
@@ -200,8 +203,9 @@ void vq_notify(struct vq *vq)
 	vq->unsignalled = false;
 	/* Order the used index store before reading the guest's flags or used_event. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (vq_guest_wants_signal(vq) && eventfd_write(vq->call_fd, 1) < 0)
-		log_warn("virtqueue: cannot signal the guest");
+	/* EAGAIN: the counter (or a pipe) is full, the guest has a signal pending. */
+	if (vq_guest_wants_signal(vq) && eventfd_write(vq->call_fd, 1) < 0 && errno != EAGAIN)
+		log_warn("virtqueue: cannot signal the guest: %s", strerror(errno));
 }
 
 /* Copies between @buf and the iovec bytes from @offset on, either way. */

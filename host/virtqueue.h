@@ -16,6 +16,11 @@
 
 #define VQ_MAX_SIZE 32768
 #define VQ_MAX_IOV 64
+/*
+ * The longest descriptor chain walked: more cannot fill the two iovec arrays
+ * unless some descriptors are empty, and empty ones cost work for nothing.
+ */
+#define VQ_MAX_CHAIN (2 * VQ_MAX_IOV)
 
 struct vring_desc;
 struct vring_avail;
