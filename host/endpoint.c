@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -95,13 +97,55 @@ int endpoint_listen(const char *path)
 	return fd;
 }
 
+/*
+ * One descriptor held in reserve for accept() at the open-file limit: a
+ * listening socket with a connection waiting stays readable, and one that
+ * cannot be accepted would wake the loop for ever.  The reserve is freed,
+ * the connection accepted and closed at once (its client sees the end), and
+ * the reserve taken again.
+ */
+static int reserve_fd = -1;
+
+static void take_reserve(void)
+{
+	if (reserve_fd < 0)
+		reserve_fd = eventfd(0, EFD_CLOEXEC);
+}
+
 int endpoint_accept(int listen_fd)
 {
-	int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd, err;
 
-	if (fd < 0 && errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-		log_warn("accept: %s", strerror(errno));
-	return fd;
+	take_reserve();
+	fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0 || errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+		return fd;
+	err = errno;
+	if ((err == EMFILE || err == ENFILE) && reserve_fd >= 0) {
+		close(reserve_fd);
+		reserve_fd = -1;
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			close(fd);
+		take_reserve();
+		log_warn("accept: %s: a connection was refused", strerror(err));
+	} else {
+		log_warn("accept: %s", strerror(err));
+	}
+	errno = err;
+	return -1;
+}
+
+/* 1024 channels hold a listening socket and a connection each, and more. */
+void endpoint_raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("cannot raise the open-file limit: %s", strerror(errno));
 }
 
 int endpoint_connect(const char *path)

@@ -30,8 +30,14 @@ extern void (*endpoint_access_for)(const char *path, struct endpoint_access *acc
  * error, so the daemon never follows a link it did not create.
  */
 int endpoint_listen(const char *path);
-/* Accepts a connection as a non-blocking descriptor; -1 if none is waiting. */
+/*
+ * Accepts a connection as a non-blocking descriptor; -1 if none is waiting,
+ * or at the open-file limit, where the waiting connection is closed instead
+ * (it would keep the listening socket readable and the loop spinning).
+ */
 int endpoint_accept(int listen_fd);
+/* Raises the soft open-file limit to the hard one (the channels need many). */
+void endpoint_raise_fd_limit(void);
 /* Builds "<dir>/<name>.sock"; -1 if it does not fit a socket address. */
 int endpoint_path(char *buf, size_t size, const char *dir, const char *name);
 

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Levelled logging to stderr; the service manager decides where it goes. */
+/*
+ * Levelled logging to stderr, one write per line, rate limited per message
+ * kind; with syslog priority prefixes ("<4>") when stderr is the journal.
+ * The service manager decides where it goes.
+ */
 #ifndef VMC_LOG_H
 #define VMC_LOG_H
 
@@ -7,6 +11,13 @@
 enum log_level { LOG_SILENT = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 extern enum log_level log_threshold;
+
+/* Each message kind logs at most LOG_BURST lines per LOG_INTERVAL_S (debug: all). */
+#define LOG_BURST 10
+#define LOG_INTERVAL_S 10
+
+/* The level called @name ("error", "warning", "info", "debug"), or -1. */
+int log_level_parse(const char *name);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
