@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The hostile device behind "vmchanneld --fault CASE" (tests only).
+ * The hostile device behind "vmchanneld-test --fault CASE" (tests only).
  *
  * Every case is a pure function of the case set and the index of the bad
  * entry or message, so the device model only asks "how many" and "which".

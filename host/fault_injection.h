@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * A hostile device, for tests only: "vmchanneld --fault CASE" makes the
+ * A hostile device, for tests only: "vmchanneld-test --fault CASE" makes the
  * device offer what a buggy or malicious host could, so that the end-to-end
- * tests can check that the guest driver refuses each case cleanly.
+ * tests can check that the guest driver refuses each case cleanly.  Only
+ * the test build (-DVMC_FAULT_INJECTION, host/vmchanneld-test) has it; in
+ * vmchanneld the hooks below are empty and dev->faults stays 0.
  */
 #ifndef VMC_FAULT_INJECTION_H
 #define VMC_FAULT_INJECTION_H
@@ -43,6 +45,9 @@ enum vmc_fault {
 /* A set of enum vmc_fault cases, one bit each. */
 typedef uint32_t vmc_faults;
 
+#ifdef VMC_FAULT_INJECTION
+/* The test build, vmchanneld-test: the cases exist. */
+
 /* The case called @name, or -1. */
 int vmc_fault_parse(const char *name);
 /* Every case name, separated by ", ", for --help. */
@@ -65,5 +70,35 @@ unsigned int vmc_fault_rx_messages(vmc_faults faults);
  */
 uint32_t vmc_fault_rx_message(vmc_faults faults, unsigned int k, uint32_t channel_id,
 			      uint32_t posted, struct vmchannel_hdr *hdr);
+
+#else
+/* The production build: no case can be chosen, the hooks are empty. */
+
+static inline unsigned int vmc_fault_extra_entries(vmc_faults faults)
+{
+	(void)faults;
+	return 0;
+}
+
+static inline void vmc_fault_entry(vmc_faults faults, unsigned int k, uint32_t last_id,
+				   const char *last_name, struct vmchannel_config *cfg)
+{
+	(void)faults, (void)k, (void)last_id, (void)last_name, (void)cfg;
+}
+
+static inline unsigned int vmc_fault_rx_messages(vmc_faults faults)
+{
+	(void)faults;
+	return 0;
+}
+
+static inline uint32_t vmc_fault_rx_message(vmc_faults faults, unsigned int k,
+					    uint32_t channel_id, uint32_t posted,
+					    struct vmchannel_hdr *hdr)
+{
+	(void)faults, (void)k, (void)channel_id, (void)posted, (void)hdr;
+	return 0;
+}
+#endif /* VMC_FAULT_INJECTION */
 
 #endif /* VMC_FAULT_INJECTION_H */

@@ -70,13 +70,20 @@ static void usage(FILE *out)
 		"                        none: the device only (a second device)\n"
 		"  --id ID               QEMU id of the chardev and device (default vmchannel0)\n"
 		"  --print-capabilities  print the back-end capabilities (JSON)\n"
+		"  --log-level LEVEL     error, warning (default), info or debug\n"
 		"  -v, --verbose         more log output (twice for debug)\n"
-		"  --fault CASE          TESTS ONLY: behave as a hostile device (repeatable);\n"
+#ifdef VMC_FAULT_INJECTION
+		"  --fault CASE          behave as a hostile device (repeatable);\n"
 		"                        CASE is one of: %s\n"
+#endif
 		"  --help, --version\n"
 		"\n"
-		"Exit status: 0 clean exit, 1 runtime error, 2 bad command line.\n",
-		vmc_fault_names());
+		"Exit status: 0 clean exit, 1 runtime error, 2 bad command line.\n"
+#ifdef VMC_FAULT_INJECTION
+		"\nThis is vmchanneld-test, a build for tests only: never install it.\n",
+		vmc_fault_names()
+#endif
+		);
 }
 
 /* @memory NULL: the device only, for a guest that has shared memory already. */
@@ -120,7 +127,7 @@ static void frontend_accept(void *opaque, uint32_t events)
 
 	(void)opaque;
 	(void)events;
-	fd = accept4(frontend_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	fd = endpoint_accept(frontend_listen_fd);
 	if (fd < 0)
 		return;
 	log_info("frontend connected");
@@ -269,8 +276,8 @@ static bool check_specs(char **specs, unsigned int n)
 int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
-	       OPT_MEMORY, OPT_ID, OPT_CONFIG, OPT_CAPS, OPT_FAULT, OPT_HELP, OPT_VERSION,
-	       OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_SOCKET_GROUP };
+	       OPT_MEMORY, OPT_ID, OPT_CONFIG, OPT_CAPS, OPT_FAULT, OPT_LOG_LEVEL, OPT_HELP,
+	       OPT_VERSION, OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_SOCKET_GROUP };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -283,7 +290,10 @@ int main(int argc, char **argv)
 		{ "id", required_argument, NULL, OPT_ID },
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
+#ifdef VMC_FAULT_INJECTION
 		{ "fault", required_argument, NULL, OPT_FAULT },
+#endif
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 		{ "user", required_argument, NULL, OPT_USER },
 		{ "group", required_argument, NULL, OPT_GROUP },
@@ -328,6 +338,7 @@ int main(int argc, char **argv)
 		case OPT_USER: user = optarg; break;
 		case OPT_GROUP: group = optarg; break;
 		case OPT_SOCKET_GROUP: socket_group = optarg; break;
+#ifdef VMC_FAULT_INJECTION
 		case OPT_FAULT:
 			if (vmc_fault_parse(optarg) < 0) {
 				fprintf(stderr, "vmchanneld: unknown fault '%s'; one of: %s\n",
@@ -336,6 +347,16 @@ int main(int argc, char **argv)
 				goto out;
 			}
 			faults |= 1u << vmc_fault_parse(optarg);
+			break;
+#endif
+		case OPT_LOG_LEVEL:
+			if (log_level_parse(optarg) < 0) {
+				fprintf(stderr, "vmchanneld: unknown log level '%s'; one of: "
+					"error, warning, info, debug\n", optarg);
+				status = EXIT_USAGE;
+				goto out;
+			}
+			log_threshold = log_level_parse(optarg);
 			break;
 		case 'v':
 			if (log_threshold < LOG_DEBUG)
@@ -439,6 +460,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	endpoint_raise_fd_limit();
 	if (loop_init() < 0 || setup_signals() < 0) {
 		log_error("event loop setup failed: %s", strerror(errno));
 		return 1;
