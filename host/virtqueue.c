@@ -36,7 +36,9 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
 	vq->used = guest_mem_uaddr(mem, vq->used_uaddr,
 				   sizeof(struct vring_used) + num * sizeof(struct vring_used_elem) +
 				   sizeof(__virtio16));
-	if (!vq->desc || !vq->avail || !vq->used) {
+	/* The alignments the virtio spec requires (2.7.10.1): fields are read in place. */
+	if (!vq->desc || !vq->avail || !vq->used || (uintptr_t)vq->desc % 16 ||
+	    (uintptr_t)vq->avail % 2 || (uintptr_t)vq->used % 4) {
 		vq->desc = NULL;
 		vq->avail = NULL;
 		vq->used = NULL;
