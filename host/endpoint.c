@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -102,14 +102,15 @@ int endpoint_listen(const char *path)
  * listening socket with a connection waiting stays readable, and one that
  * cannot be accepted would wake the loop for ever.  The reserve is freed,
  * the connection accepted and closed at once (its client sees the end), and
- * the reserve taken again.
+ * the reserve taken again.  It is a copy of stderr, which lives as long as
+ * the daemon: fcntl() is all it takes, which the sandbox allows.
  */
 static int reserve_fd = -1;
 
 static void take_reserve(void)
 {
 	if (reserve_fd < 0)
-		reserve_fd = eventfd(0, EFD_CLOEXEC);
+		reserve_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
 }
 
 int endpoint_accept(int listen_fd)

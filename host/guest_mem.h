@@ -42,7 +42,11 @@ struct guest_region_desc {
 int guest_mem_set(struct guest_mem *mem, const struct guest_region_desc *desc,
 		  const int *fds, unsigned int n);
 void guest_mem_clear(struct guest_mem *mem);
-/* An eventfd, readable after a guarded SIGBUS (installs the guard); -1 if none. */
+/*
+ * An eventfd, readable after a guarded SIGBUS; -1 if none.  The first call
+ * installs the guard (sigaction, eventfd): make it before the sandbox,
+ * which forbids both (vu_dev_init() does).
+ */
 int guest_mem_fault_fd(void);
 
 /*

@@ -26,6 +26,8 @@ void vu_dev_init(struct vu_dev *dev, const struct vu_device_ops *ops, void *opaq
 	dev->backend_fd = -1;
 	dev->ops = ops;
 	dev->opaque = opaque;
+	/* The SIGBUS guard, installed now: the sandbox forbids it later. */
+	guest_mem_fault_fd();
 	for (i = 0; i < VU_DEV_MAX_QUEUES; i++) {
 		vq_init(&dev->vqs[i]);
 		dev->kicks[i].dev = dev;
