@@ -225,6 +225,7 @@ static bool vu_set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
 	const struct vu_mem_table *t = &msg->payload.mem;
 	unsigned int i;
 	int fds[VU_MAX_FDS];
+	bool ok = true;
 
 	if (msg->size < 8 || t->nregions > VU_MAX_FDS ||
 	    msg->size != 8 + t->nregions * sizeof(struct vu_mem_region) ||
@@ -243,11 +244,14 @@ static bool vu_set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
 	msg->nfds = 0;		/* guest_mem_set() consumes them */
 	if (guest_mem_set(&dev->mem, desc, fds, t->nregions) < 0)
 		return false;
-	/* Rings live in guest memory: map them again from the new table. */
+	/*
+	 * Rings live in guest memory: map every one again from the new table
+	 * (the old is gone); one that no longer fits stops, the others go on.
+	 */
 	for (i = 0; i < VU_DEV_MAX_QUEUES; i++)
 		if (dev->vqs[i].desc && !vq_map(&dev->vqs[i], &dev->mem))
-			return false;
-	return true;
+			ok = false;
+	return ok;
 }
 
 /* SET_VRING_KICK, _CALL, _ERR: a queue index and an eventfd (or none). */
