@@ -8,8 +8,8 @@
  *
  *   vmc-hostile-frontend --daemon PATH [CASE...]    (no CASE: all of them)
  *
- * Each case starts its own vmchanneld (channel "t", log in the work
- * directory).  Exit status: 0 when every case passed.
+ * Each case starts its own vmchanneld (channel "t", --log-level info, its
+ * log in the work directory, announced as the journal's stream).  Exit status: 0 when every case passed.
  */
 #include <endian.h>
 #include <errno.h>
@@ -28,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -118,13 +119,21 @@ static bool daemon_start(struct daemon *d, const char *name)
 	d->pid = fork();
 	if (d->pid == 0) {
 		int log = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		char stream[64];
+		struct stat st;
 
+		/* Its log as systemd's journal stream: lines carry priorities. */
+		if (fstat(log, &st) == 0) {
+			snprintf(stream, sizeof(stream), "%llu:%llu",
+				 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+			setenv("JOURNAL_STREAM", stream, 1);
+		}
 		close(pipefd[0]);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* no daemon outlives a killed test */
 		dup2(log, STDERR_FILENO);
 		snprintf(notify, sizeof(notify), "%d", pipefd[1]);
 		execl(daemon_path, daemon_path, "--socket-path", d->sock_path, "--endpoint-dir",
-		      work_dir, "--channel", "t", "--notify-fd", notify, "-v",
+		      work_dir, "--channel", "t", "--notify-fd", notify, "--log-level", "info",
 		      (char *)NULL);
 		_exit(127);
 	}
@@ -993,6 +1002,21 @@ static bool cost_end(const struct cost *c, const struct daemon *d)
 	return true;
 }
 
+/* Every line of the log has a syslog priority prefix, as the journal wants. */
+static bool log_has_priorities(const struct daemon *d)
+{
+	FILE *f = fopen(d->log_path, "r");
+	char line[1024];
+	bool ok = f != NULL;
+
+	while (ok && fgets(line, sizeof(line), f))
+		if (line[0] != '<' || line[1] < '0' || line[1] > '7' || line[2] != '>')
+			ok = fail("a log line without a journal priority: %s", line);
+	if (f)
+		fclose(f);
+	return ok;
+}
+
 static bool case_guest_cost(struct daemon *d)
 {
 	char fill[65536] = { 0 };
@@ -1019,7 +1043,7 @@ static bool case_guest_cost(struct daemon *d)
 	if (host >= 0)
 		close(host);
 	guest_free(&g);
-	return ok && round_trip(d);
+	return ok && log_has_priorities(d) && round_trip(d);
 }
 
 static const struct {
@@ -1082,5 +1106,14 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("hostile frontend: %u passed, %u failed\n", ran - failed, failed);
+	/* The logs stay only for a failure (the daemons removed their sockets). */
+	for (k = 0; !failed && k < sizeof(cases) / sizeof(cases[0]); k++) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/%s.log", work_dir, cases[k].name);
+		unlink(path);
+	}
+	if (!failed)
+		rmdir(work_dir);
 	return failed || !ran ? 1 : 0;
 }
