@@ -235,14 +235,15 @@ static bool log_wait(const struct daemon *d, const char *text)
 
 /* ---- vhost-user ---- */
 
-static int vu_connect(const struct daemon *d)
+/* A connection to the Unix socket @path (the daemon's vhost-user or a channel's). */
+static int unix_connect(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", d->sock_path);
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		fail("connecting to %s: %s", d->sock_path, strerror(errno));
+		fail("connecting to %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -423,7 +424,7 @@ static bool vu_handshake(struct guest *g, const struct daemon *d)
 {
 	uint64_t features, protocol;
 
-	g->sock = vu_connect(d);
+	g->sock = unix_connect(d->sock_path);
 	if (g->sock < 0 || !get_u64(g->sock, VU_GET_FEATURES, &features))
 		return false;
 	features &= (1ULL << 32) | (1ULL << VU_F_PROTOCOL_FEATURES);
@@ -594,21 +595,6 @@ static bool rx_expect_data(struct guest *g, const char *want)
 	}
 }
 
-static int host_connect(const struct daemon *d)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", d->ep_path);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		fail("connecting to %s: %s", d->ep_path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /*
  * The proof that the daemon still works: a fresh frontend sets the device up
  * and moves bytes both ways between the rings and channel t's host socket.
@@ -628,7 +614,7 @@ static bool round_trip(const struct daemon *d)
 	rx_post(&g, 16);
 	ok = tx_send(&g, VMCHANNEL_MSG_OPEN, ++session, NULL, 0);
 	kick(&g.rings[VMCHANNEL_VQ_TX]);
-	host = ok ? host_connect(d) : -1;
+	host = ok ? unix_connect(d->ep_path) : -1;
 	ok = host >= 0 && write(host, "ping", 4) == 4 && rx_expect_data(&g, "ping") &&
 	     tx_send(&g, VMCHANNEL_MSG_DATA, session, "pong", 4);
 	kick(&g.rings[VMCHANNEL_VQ_TX]);
@@ -713,7 +699,7 @@ static bool case_failed_mem_table(struct daemon *d)
 	if (ok && mem_table(g.sock, pipefd[0], RAM_SIZE) != 1)
 		ok = fail("a pipe as guest memory was accepted");
 	/* The old table still holds: the rings move bytes. */
-	host = ok ? host_connect(d) : -1;
+	host = ok ? unix_connect(d->ep_path) : -1;
 	ok = ok && host >= 0 && write(host, "ping", 4) == 4 && rx_expect_data(&g, "ping") &&
 	     tx_send(&g, VMCHANNEL_MSG_DATA, 7, "pong", 4);
 	kick(&g.rings[VMCHANNEL_VQ_TX]);
@@ -790,7 +776,7 @@ static bool case_bad_fds(struct daemon *d)
 /* A header, then nothing: dropped after the message timeout, even at SIGTERM. */
 static bool case_truncated(struct daemon *d)
 {
-	int sock = vu_connect(d);
+	int sock = unix_connect(d->sock_path);
 	bool ok = sock >= 0;
 
 	/* A SET_FEATURES header announcing 8 bytes, without them. */
@@ -804,7 +790,7 @@ static bool case_truncated(struct daemon *d)
 		close(sock);
 	ok = ok && round_trip(d);
 	/* Half a header, then SIGTERM: the daemon still exits, and cleanly. */
-	sock = ok ? vu_connect(d) : -1;
+	sock = ok ? unix_connect(d->sock_path) : -1;
 	ok = ok && sock >= 0 && write(sock, "\x01\0\0\0\x01", 5) == 5;
 	ok = ok && daemon_stop(d, 3000);
 	if (sock >= 0)
@@ -857,7 +843,7 @@ static bool case_fd_limit(struct daemon *d)
 	low.rlim_cur = (rlim_t)lowest_free_fd(d->pid);
 	low.rlim_max = old.rlim_max;
 	ok = ok && prlimit(d->pid, RLIMIT_NOFILE, &low, NULL) == 0;
-	host = ok ? host_connect(d) : -1;
+	host = ok ? unix_connect(d->ep_path) : -1;
 	ok = ok && host >= 0 && log_wait(d, "Too many open files");
 	if (ok && idle_cost(d, 300) > 3)
 		ok = fail("a connection it cannot accept keeps the daemon busy");
@@ -1029,7 +1015,7 @@ static bool case_guest_cost(struct daemon *d)
 	/* No rx buffer at all while the host end writes as fast as it can. */
 	ok = ok && tx_send(&g, VMCHANNEL_MSG_OPEN, 1, NULL, 0);
 	kick(&g.rings[VMCHANNEL_VQ_TX]);
-	host = ok ? host_connect(d) : -1;
+	host = ok ? unix_connect(d->ep_path) : -1;
 	ok = ok && host >= 0 && fcntl(host, F_SETFL, O_NONBLOCK) == 0;
 	cost_begin(&c, d, "no rx buffers, the host end sending");
 	for (end = now_ms() + GUEST_SECONDS * 1000; ok && now_ms() < end;)
