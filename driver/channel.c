@@ -372,6 +372,24 @@ out_unlock:
 	mutex_unlock(&vmc->table_lock);
 }
 
+/* After a restore: each open channel reports its credit again (VMC_CH_EV_RESUME). */
+void vmc_channels_resume(struct vmc_dev *vmc)
+{
+	struct vmc_channel *ch;
+	unsigned int actions;
+	unsigned long id;
+
+	/* table_lock: no channel leaves the table meanwhile. */
+	mutex_lock(&vmc->table_lock);
+	xa_for_each(&vmc->channels, id, ch) {
+		spin_lock_irq(&ch->lock);
+		actions = vmc_chan_step(ch, VMC_CH_EV_RESUME, NULL, NULL);
+		spin_unlock_irq(&ch->lock);
+		vmc_chan_act(ch, actions, NULL);
+	}
+	mutex_unlock(&vmc->table_lock);
+}
+
 void vmc_channels_remove_all(struct vmc_dev *vmc)
 {
 	struct vmc_channel *ch;

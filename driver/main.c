@@ -208,6 +208,14 @@ static int vmc_restore(struct virtio_device *vdev)
 		return err;
 	}
 	vmc_dev_step(vmc, VMC_DEV_EV_RESTORE);
+	/*
+	 * The device may have used rxq since RESUME: the rx work that
+	 * interrupt queued saw SUSPENDED and took nothing, and with
+	 * EVENT_IDX no interrupt comes again until the driver takes those
+	 * buffers.
+	 */
+	schedule_work(&vmc->rx_work);
+	vmc_channels_resume(vmc);
 	mod_delayed_work(system_wq, &vmc->owed_work, 0);
 	/* The host may have changed the table meanwhile. */
 	schedule_work(&vmc->config_work);

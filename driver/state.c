@@ -226,6 +226,18 @@ unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
 		ch->owed |= VMC_OWE_CREDIT;
 		return VMC_ACT_SEND;
 
+	case VMC_CH_EV_RESUME:
+		/*
+		 * A freeze whose SUSPEND was not acknowledged drops the
+		 * messages txq still held, and with them the credit they
+		 * carried: the device may wait for it with the whole window
+		 * in flight.  The current count goes again.
+		 */
+		if (ch->state != VMC_CH_OPEN)
+			return 0;
+		ch->owed |= VMC_OWE_CREDIT;
+		return VMC_ACT_SEND;
+
 	case VMC_CH_EV_REMOVE:
 		if (ch->state == VMC_CH_REMOVED)
 			return 0;

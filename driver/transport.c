@@ -75,13 +75,13 @@ void vmc_notify_wait(struct vmc_dev *vmc)
 	wait_event(vmc->state_wait, !atomic_read(&vmc->notifying));
 }
 
-/* Tells the device about the buffers posted on rxq; not once it is GONE. */
+/* Tells the device about the buffers posted on rxq, while the rings exist. */
 void vmc_rx_kick(struct vmc_dev *vmc)
 {
 	struct virtqueue *vq = NULL;
 
 	spin_lock_irq(&vmc->rx_lock);
-	if (vmc->state != VMC_DEV_GONE)
+	if (vmc_rx_live(vmc->state))
 		vq = vmc_kick_prepare(vmc, vmc->rx_vq);
 	spin_unlock_irq(&vmc->rx_lock);
 	vmc_notify(vmc, vq);

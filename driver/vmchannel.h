@@ -107,6 +107,7 @@ enum vmc_chan_event {
 	VMC_CH_EV_READ,		/* a reader consumed bytes (fwd_cnt already moved) */
 	VMC_CH_EV_EOF_READ,	/* a reader consumed an end-of-stream mark */
 	VMC_CH_EV_REMOVE,	/* the channel left the table or the device went away */
+	VMC_CH_EV_RESUME,	/* the device is back after a freeze */
 };
 
 /* What the caller of vmc_chan_step() does once it dropped vmc_channel.lock. */
@@ -296,6 +297,7 @@ int vmc_chrdev_init(void);
 void vmc_chrdev_exit(void);
 void vmc_channels_sync(struct vmc_dev *vmc);
 void vmc_channels_remove_all(struct vmc_dev *vmc);
+void vmc_channels_resume(struct vmc_dev *vmc);
 struct vmc_channel *vmc_channel_get_by_minor(unsigned int minor);
 struct vmc_channel *vmc_channel_get_by_id(struct vmc_dev *vmc, u32 id);
 void vmc_channel_put(struct vmc_channel *ch);
