@@ -7,7 +7,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "guest_mem.h"
@@ -19,14 +21,19 @@
  * beyond the new end raises SIGBUS.  The handler puts a zero page in its
  * place, so the faulting access completes harmlessly, marks the guest_mem
  * as faulted and wakes the owner through an eventfd: the owner then drops
- * the frontend.  A SIGBUS anywhere else is not ours: default action.
+ * the frontend.  The zero page has the region's page size (a huge page on
+ * hugetlbfs, where a smaller mapping cannot replace part of one).  A SIGBUS
+ * anywhere else, or one sent by a process (kill -BUS: si_code <= 0, its
+ * si_addr meaningless), is not ours: it ends the process as the default
+ * action would.
  */
 #define GUARDED_MAX 16
 
 static struct guest_mem *guarded[GUARDED_MAX];
 static int fault_fd = -1;
 
-static struct guest_mem *guarded_owner(uintptr_t addr)
+/* The guarded region holding @addr, and its owner in *owner; NULL if none. */
+static const struct guest_region *guarded_region(uintptr_t addr, struct guest_mem **owner)
 {
 	unsigned int i, r;
 
@@ -36,24 +43,43 @@ static struct guest_mem *guarded_owner(uintptr_t addr)
 		for (r = 0; mem && r < mem->nregions; r++) {
 			uintptr_t start = (uintptr_t)mem->regions[r].map;
 
-			if (addr >= start && addr - start < mem->regions[r].map_size)
-				return mem;
+			if (addr >= start && addr - start < mem->regions[r].map_size) {
+				*owner = mem;
+				return &mem->regions[r];
+			}
 		}
 	}
 	return NULL;
 }
 
+/* Replaces the region's page holding @addr by a zero page of the same size. */
+static bool zero_page_at(const struct guest_region *r, uintptr_t addr)
+{
+	uintptr_t start = (uintptr_t)r->map;
+	uintptr_t end = start + r->map_size;
+	uintptr_t page = addr & ~(r->page_size - 1);
+	size_t len;
+
+	/* A huge page mapping's length is whole huge pages, its start aligned. */
+	end = (end + r->page_size - 1) & ~(r->page_size - 1);
+	if (page < start)
+		page = start;
+	len = (size_t)((page + r->page_size > end ? end : page + r->page_size) - page);
+	return mmap((void *)page, len, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED;
+}
+
 static void sigbus_handler(int sig, siginfo_t *si, void *ctx)
 {
-	uintptr_t page = (uintptr_t)si->si_addr & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
-	struct guest_mem *mem = guarded_owner((uintptr_t)si->si_addr);
+	struct guest_mem *mem = NULL;
+	const struct guest_region *region = si->si_code > 0 ?
+		guarded_region((uintptr_t)si->si_addr, &mem) : NULL;
 	uint64_t one = 1;
 
-	static const char foreign[] = "vmchanneld: error: SIGBUS outside guest memory\n";
+	static const char foreign[] = "vmchanneld: error: SIGBUS not raised by guest memory\n";
 
 	(void)ctx;
-	if (!mem || mmap((void *)page, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+	if (!region || !zero_page_at(region, (uintptr_t)si->si_addr)) {
 		/* Not ours: a bug.  Exit as the signal would (the sandbox forbids sigaction). */
 		if (write(STDERR_FILENO, foreign, sizeof(foreign) - 1) < 0) {
 			/* Nothing more to do. */
@@ -114,9 +140,14 @@ void guest_mem_clear(struct guest_mem *mem)
 	unmap_all(mem);
 }
 
-/* Refuses a file too short for the mapping; says when it may shrink later. */
-static int check_file(int fd, unsigned int i, uint64_t map_size)
+/*
+ * Refuses a file too short for the mapping; says when it may shrink later.
+ * Sets *page_size to the size of the file's pages: on hugetlbfs the huge
+ * page size (its st_blksize), elsewhere the system's.
+ */
+static int check_file(int fd, unsigned int i, uint64_t map_size, size_t *page_size)
 {
+	struct statfs fs;
 	struct stat st;
 	int seals;
 
@@ -125,6 +156,10 @@ static int check_file(int fd, unsigned int i, uint64_t map_size)
 			  i, map_size);
 		return -EINVAL;
 	}
+	*page_size = (size_t)sysconf(_SC_PAGESIZE);
+	if (fstatfs(fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC &&
+	    st.st_blksize > 0 && !(st.st_blksize & (st.st_blksize - 1)))
+		*page_size = (size_t)st.st_blksize;
 	seals = fcntl(fd, F_GET_SEALS);
 	if (S_ISREG(st.st_mode) && (seals < 0 || !(seals & F_SEAL_SHRINK)))
 		log_info("memory region %u: the file may shrink (not sealed against it): "
@@ -143,7 +178,7 @@ static int map_region(struct guest_region *r, const struct guest_region_desc *d,
 		log_error("memory region %u: bad size or address", i);
 		return -EINVAL;
 	}
-	err = check_file(fd, i, map_size);
+	err = check_file(fd, i, map_size, &r->page_size);
 	if (err)
 		return err;
 	r->map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -20,6 +20,7 @@ struct guest_region {
 	uint8_t *hva;		/* our mapping of the start */
 	void *map;		/* mmap() result, covering mmap_offset too */
 	size_t map_size;
+	size_t page_size;	/* of the file: a huge page on hugetlbfs */
 };
 
 struct guest_mem {

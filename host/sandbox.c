@@ -208,7 +208,7 @@ static const int allowed_syscalls[] = {
 	SCMP_SYS(poll), SCMP_SYS(ppoll),
 	/* Guest memory (SET_MEM_TABLE) and the allocator. */
 	SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk),
-	SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(lstat), SCMP_SYS(stat),
+	SCMP_SYS(fstat), SCMP_SYS(fstatfs), SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(lstat), SCMP_SYS(stat),
 	SCMP_SYS(fcntl),
 	SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime),
 	/* Channels added and removed at run time, the file read on SIGHUP. */

@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "endpoint.h"
@@ -241,6 +243,87 @@ static void test_mem_translates_within_regions(void)
 	CU_ASSERT_PTR_NULL(guest_mem_uaddr(&m, 0x7f0000000000ULL + 0xff00, 0x200));
 	CU_ASSERT_PTR_NOT_NULL(guest_mem_uaddr(&m, 0x7f0000000000ULL, 0x10000));
 	guest_mem_clear(&m);
+}
+
+/*
+ * In a child: maps @fd (@size bytes) as guest memory, then runs @hit on the
+ * mapping.  Returns the child's exit status: 0 when the guard took the hit
+ * as a guest fault (faulted set, fault eventfd readable, zeros read),
+ * 1 when it did not, 128 + SIGBUS when the guard ended the process.
+ */
+static int guarded_child(int fd, size_t size, void (*hit)(int fd, volatile uint8_t *p))
+{
+	struct guest_region_desc d = { .gpa = 0, .size = size, .uaddr = FAKE_UADDR };
+	int status;
+	pid_t pid = fork();
+
+	VMC_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		static struct guest_mem m;
+		int keep = dup(fd), fault_fd = guest_mem_fault_fd();
+		uint64_t n;
+
+		if (keep < 0 || fault_fd < 0 || guest_mem_set(&m, &d, &fd, 1) != 0)
+			_exit(2);
+		hit(keep, m.regions[0].hva);
+		_exit(m.faulted && read(fault_fd, &n, sizeof(n)) == sizeof(n) &&
+		      m.regions[0].hva[size - 1] == 0 ? 0 : 1);
+	}
+	close(fd);
+	VMC_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+}
+
+static void shrink_and_read_last_page(int fd, volatile uint8_t *p)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0 || ftruncate(fd, 0) != 0)
+		_exit(2);
+	(void)p[st.st_size - 1];
+}
+
+/* A frontend that shrinks the file under its memory is dropped, not fatal. */
+static void test_mem_guard_takes_shrunk_file_as_fault(void)
+{
+	CU_ASSERT_EQUAL(guarded_child(memfd_of(0x4000), 0x4000, shrink_and_read_last_page), 0);
+}
+
+/*
+ * The same on hugetlbfs, where the zero page must be a huge page.  Needs a
+ * huge page pool (vm.nr_hugepages); without one the memfd cannot be mapped
+ * and the test says so and checks nothing.
+ */
+static void test_mem_guard_takes_shrunk_hugetlb_as_fault(void)
+{
+	const size_t huge = 2 << 20;
+	int fd = memfd_create("fake-guest-huge", MFD_CLOEXEC | MFD_HUGETLB);
+	void *probe;
+
+	if (fd < 0 || ftruncate(fd, (off_t)huge) != 0 ||
+	    (probe = mmap(NULL, huge, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		fprintf(stderr, "\n  (no huge page pool: hugetlbfs guard not tested) ");
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	munmap(probe, huge);
+	CU_ASSERT_EQUAL(guarded_child(fd, huge, shrink_and_read_last_page), 0);
+}
+
+/* A SIGBUS that names a guest address but comes from a process (kill -BUS). */
+static void queue_sigbus_at(int fd, volatile uint8_t *p)
+{
+	siginfo_t si = { .si_signo = SIGBUS, .si_code = SI_QUEUE };
+
+	(void)fd;
+	si.si_addr = (void *)p;
+	syscall(SYS_rt_sigqueueinfo, getpid(), SIGBUS, &si);
+}
+
+static void test_mem_guard_ignores_sent_sigbus(void)
+{
+	CU_ASSERT_EQUAL(guarded_child(memfd_of(0x4000), 0x4000, queue_sigbus_at), 128 + SIGBUS);
 }
 
 /* ---- host endpoints ---- */
@@ -470,6 +553,10 @@ void register_host_tests(void)
 	s = vmc_add_suite("host guest memory and endpoints");
 	vmc_add_test(s, "bad memory regions refused", test_mem_rejects_bad_regions);
 	vmc_add_test(s, "translation stays inside regions", test_mem_translates_within_regions);
+	vmc_add_test(s, "guard: a shrunk file is a guest fault", test_mem_guard_takes_shrunk_file_as_fault);
+	vmc_add_test(s, "guard: a shrunk hugetlbfs file too",
+		     test_mem_guard_takes_shrunk_hugetlb_as_fault);
+	vmc_add_test(s, "guard: a SIGBUS sent by a process is not", test_mem_guard_ignores_sent_sigbus);
 	vmc_add_test(s, "endpoint sockets never follow links", test_endpoint_never_follows_links);
 
 	s = vmc_add_suite("host vhost-user transport");
