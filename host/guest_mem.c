@@ -74,7 +74,6 @@ static void sigbus_handler(int sig, siginfo_t *si, void *ctx)
 	struct guest_mem *mem = NULL;
 	const struct guest_region *region = si->si_code > 0 ?
 		guarded_region((uintptr_t)si->si_addr, &mem) : NULL;
-	uint64_t one = 1;
 
 	static const char foreign[] = "vmchanneld: error: SIGBUS not raised by guest memory\n";
 
@@ -86,6 +85,14 @@ static void sigbus_handler(int sig, siginfo_t *si, void *ctx)
 		}
 		_exit(128 + sig);
 	}
+	guest_mem_fault(mem);
+}
+
+/* Async-signal-safe: the handler calls it too. */
+void guest_mem_fault(struct guest_mem *mem)
+{
+	uint64_t one = 1;
+
 	mem->faulted = 1;
 	if (write(fault_fd, &one, sizeof(one)) < 0) {
 		/* The counter cannot overflow in practice; the flag is set anyway. */

@@ -49,6 +49,11 @@ void guest_mem_clear(struct guest_mem *mem);
  * which forbids both (vu_dev_init() does).
  */
 int guest_mem_fault_fd(void);
+/*
+ * Marks @mem faulted as the guard does, for a fault a system call met on it
+ * (EFAULT: no signal): the owner drops the frontend.
+ */
+void guest_mem_fault(struct guest_mem *mem);
 
 /*
  * Translates [gpa, gpa + *len) to our address space.  Returns NULL when gpa

@@ -190,8 +190,16 @@ static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint
 	len -= taken;
 	tail = (ch->buf_head + ch->buf_len) % VMC_G2H_BUF_SIZE;
 	first = VMC_G2H_BUF_SIZE - tail < len ? VMC_G2H_BUF_SIZE - tail : len;
-	iov_to_buf(elem->out, elem->n_out, HDR_SIZE + taken, ch->buf + tail, first);
-	iov_to_buf(elem->out, elem->n_out, HDR_SIZE + taken + first, ch->buf, len - first);
+	if (!ch->dev->vu.mem.faulted) {
+		iov_to_buf(elem->out, elem->n_out, HDR_SIZE + taken, ch->buf + tail, first);
+		iov_to_buf(elem->out, elem->n_out, HDR_SIZE + taken + first, ch->buf,
+			   len - first);
+	}
+	/* Guest memory that faulted reads as zeros: those are not the guest's bytes. */
+	if (ch->dev->vu.mem.faulted) {
+		vmc_chan_lose_guest_bytes(ch, len);
+		return;
+	}
 	ch->buf_len += len;
 	ch->stats.buffer_full += ch->buf_len == VMC_G2H_BUF_SIZE;
 	/* After a short write the socket is full; an error is handled there. */

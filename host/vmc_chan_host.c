@@ -90,6 +90,9 @@ size_t vmc_chan_write_direct(struct vmc_chan *ch, const struct iovec *iov, unsig
 	/* Non-blocking descriptors; SIGPIPE is ignored. */
 	ssize_t written = vmc_chan_host_takes(ch) ? writev(chan_out_fd(ch), iov, (int)n) : -1;
 
+	/* The guest's buffer, not the host program, failed: its memory file shrank. */
+	if (written < 0 && errno == EFAULT)
+		guest_mem_fault(&ch->dev->vu.mem);
 	if (written <= 0)
 		return 0;
 	host_took(ch, (size_t)written);

@@ -157,6 +157,11 @@ static bool pump_data(struct vmc_chan *ch)
 		vq_unpop(vmc_rxq(ch->dev));
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return false;
+		/* The guest's buffer failed (its memory file shrank), not the host program. */
+		if (n < 0 && errno == EFAULT) {
+			guest_mem_fault(&ch->dev->vu.mem);
+			return false;
+		}
 		/* End of the host program's stream (or a reset: the same to us). */
 		ch->stats.host_errors += n < 0;
 		chan_host_stopped_sending(ch);

@@ -215,6 +215,9 @@ static void tx_message(struct vmc_device *dev, const struct vq_elem *elem)
 		return;
 	}
 	iov_to_buf(elem->out, elem->n_out, 0, &hdr, sizeof(hdr));
+	/* Read from memory that faulted: zeros, not the guest's message. */
+	if (dev->vu.mem.faulted)
+		return;
 	len = le32toh(hdr.len);
 	id = le32toh(hdr.channel_id);
 	if (len != elem->out_len - HDR_SIZE || len > VMCHANNEL_MAX_PAYLOAD) {

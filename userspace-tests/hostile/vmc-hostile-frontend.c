@@ -799,6 +799,64 @@ static bool case_truncated(struct daemon *d)
 	return ok;
 }
 
+/*
+ * The guest sends DATA whose payload the frontend then cuts off its memory
+ * file: writev() from it fails with EFAULT, a copy raises SIGBUS and reads
+ * zeros.  The frontend is dropped; the host program must get none of
+ * those zeros as data, only the end of the stream.
+ */
+static bool shrunk_data_not_delivered(const struct daemon *d)
+{
+	static const char payload[64] = "guest bytes that the frontend cut off";
+	struct guest g = { 0 };
+	bool ok = guest_up(&g, d, false);
+	char got[256];
+	ssize_t n = 0;
+	size_t total = 0;
+	int host = -1;
+
+	rx_post(&g, 16);
+	ok = ok && tx_send(&g, VMCHANNEL_MSG_OPEN, 7, NULL, 0);
+	kick(&g.rings[VMCHANNEL_VQ_TX]);
+	host = ok ? unix_connect(d->ep_path) : -1;
+	ok = ok && host >= 0 && write(host, "ping", 4) == 4 && rx_expect_data(&g, "ping");
+	/*
+	 * Its header ends the last page kept (an rxq slot never posted), its
+	 * payload starts the first page cut off: txq buffers.  Written while
+	 * there, cut off before the kick.
+	 */
+	if (ok) {
+		struct ring *r = &g.rings[VMCHANNEL_VQ_TX];
+		uint64_t cut = buf_gpa(VMCHANNEL_VQ_TX, 0);
+		struct vmchannel_hdr hdr = {
+			.channel_id = htole32(g.channel_id), .type = htole16(VMCHANNEL_MSG_DATA),
+			.len = htole32(sizeof(payload)), .session = htole32(7),
+			.buf_alloc = htole32(65536),
+		};
+
+		memcpy(g.ram + cut - HDR_SIZE, &hdr, sizeof(hdr));
+		memcpy(g.ram + cut, payload, sizeof(payload));
+		ring_post(r, r->avail_idx % r->num, cut - HDR_SIZE, HDR_SIZE + sizeof(payload),
+			  0, 0);
+		if (ftruncate(g.memfd, (off_t)cut) < 0)
+			ok = fail("ftruncate: %s", strerror(errno));
+		ring_publish(r, r->avail_idx % r->num);
+	}
+	kick(&g.rings[VMCHANNEL_VQ_TX]);
+	ok = ok && dropped(g.sock) && log_wait(d, "guest memory faulted");
+	/* The frontend's end ends the host connection: read to its end. */
+	while (ok && wait_fd(host, POLLIN, TIMEOUT_MS) && (n = read(host, got, sizeof(got))) > 0)
+		total += (size_t)n;
+	if (ok && n != 0)
+		ok = fail("the host connection did not end");
+	if (ok && total)
+		ok = fail("the host program got %zu bytes of a faulted guest buffer", total);
+	if (host >= 0)
+		close(host);
+	guest_free(&g);
+	return ok;
+}
+
 /* The frontend shrinks guest memory under the daemon: SIGBUS must not kill it. */
 static bool case_shrinking_memory(struct daemon *d)
 {
@@ -811,7 +869,7 @@ static bool case_shrinking_memory(struct daemon *d)
 	kick(&g.rings[VMCHANNEL_VQ_TX]);
 	ok = ok && dropped(g.sock) && log_wait(d, "guest memory faulted");
 	guest_free(&g);
-	return ok && round_trip(d);
+	return ok && round_trip(d) && shrunk_data_not_delivered(d) && round_trip(d);
 }
 
 /* The lowest descriptor number @pid does not use: its next open gets it. */
