@@ -15,23 +15,6 @@ enum log_level log_threshold = LOG_WARN;
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 
-/*
- * Rate limiting: each message kind (its format string) may log LOG_BURST
- * lines per LOG_INTERVAL_S seconds; more are counted and reported as
- * suppressed when the kind logs again.  A guest that repeats one mistake in
- * a loop costs the journal a few lines, not one line each.  Kinds share a
- * slot of a small table when their hashes collide: they then share a budget.
- */
-#define RATE_SLOTS 64
-
-struct rate {
-	const char *fmt;
-	time_t start;
-	unsigned int lines, suppressed;
-};
-
-static struct rate rates[RATE_SLOTS];
-
 int log_level_parse(const char *name)
 {
 	unsigned int i;
@@ -67,16 +50,18 @@ static time_t now_s(void)
 	return ts.tv_sec;
 }
 
-/* Whether a line of @fmt may go out now; *@suppressed: lines dropped before it. */
-static bool rate_allows(const char *fmt, unsigned int *suppressed)
+/*
+ * Whether a line of the kind @r counts may go out now; *@suppressed: lines
+ * dropped before it.  A kind's budget is its own: nothing another kind logs
+ * resets it, and its suppressed count is reported when it logs again.
+ */
+static bool rate_allows(struct log_rate *r, unsigned int *suppressed)
 {
-	struct rate *r = &rates[((uintptr_t)fmt >> 3) % RATE_SLOTS];
 	time_t now = now_s();
 
 	*suppressed = 0;
-	if (r->fmt != fmt || now - r->start >= LOG_INTERVAL_S) {
-		*suppressed = r->fmt == fmt ? r->suppressed : 0;
-		r->fmt = fmt;
+	if (now - r->start >= LOG_INTERVAL_S) {
+		*suppressed = r->suppressed;
 		r->start = now;
 		r->lines = 0;
 		r->suppressed = 0;
@@ -111,13 +96,13 @@ static void emit(enum log_level level, const char *text)
 	}
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+void log_msg(struct log_rate *rate, enum log_level level, const char *fmt, ...)
 {
 	unsigned int suppressed;
 	char text[1024];
 	va_list ap;
 
-	if (level > log_threshold || (level != LOG_DEBUG && !rate_allows(fmt, &suppressed)))
+	if (level > log_threshold || (level != LOG_DEBUG && !rate_allows(rate, &suppressed)))
 		return;
 	if (level != LOG_DEBUG && suppressed) {
 		snprintf(text, sizeof(text), "%u more messages like the next were suppressed",

@@ -22,6 +22,7 @@
 #include "endpoint.h"
 #include "event_loop.h"
 #include "guest_mem.h"
+#include "log.h"
 #include "vhost_user.h"
 #include "virtqueue.h"
 #include "vmc_device.h"
@@ -326,6 +327,56 @@ static void test_mem_guard_ignores_sent_sigbus(void)
 	CU_ASSERT_EQUAL(guarded_child(memfd_of(0x4000), 0x4000, queue_sigbus_at), 128 + SIGBUS);
 }
 
+/* ---- log rate limiting ---- */
+
+/* Runs @fn with stderr going to a memfd; returns the number of lines written. */
+static unsigned int stderr_lines_of(void (*fn)(void))
+{
+	int saved = dup(STDERR_FILENO), out = memfd_create("stderr", MFD_CLOEXEC);
+	unsigned int lines = 0;
+	char buf[4096];
+	ssize_t n;
+	off_t off = 0;
+
+	VMC_ASSERT_FATAL(saved >= 0 && out >= 0 && dup2(out, STDERR_FILENO) >= 0);
+	fn();
+	VMC_ASSERT_FATAL(dup2(saved, STDERR_FILENO) >= 0);
+	while ((n = pread(out, buf, sizeof(buf), off)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			lines += buf[i] == '\n';
+		off += n;
+	}
+	close(saved);
+	close(out);
+	return lines;
+}
+
+/*
+ * Two message kinds whose format strings lie 512 bytes apart: they hashed
+ * to one slot of the old table and, alternating, reset each other's budget.
+ */
+static char colliding_formats[512 + 32];
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static void log_two_kinds_alternating(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < 5 * LOG_BURST; i++) {
+		log_warn(colliding_formats, i);
+		log_warn(colliding_formats + 512, i);
+	}
+}
+#pragma GCC diagnostic pop
+
+static void test_log_rate_limits_each_kind(void)
+{
+	strcpy(colliding_formats, "first kind %u");
+	strcpy(colliding_formats + 512, "second kind %u");
+	CU_ASSERT_EQUAL(stderr_lines_of(log_two_kinds_alternating), 2 * LOG_BURST);
+}
+
 /* ---- host endpoints ---- */
 
 static void test_endpoint_never_follows_links(void)
@@ -557,6 +608,7 @@ void register_host_tests(void)
 	vmc_add_test(s, "guard: a shrunk hugetlbfs file too",
 		     test_mem_guard_takes_shrunk_hugetlb_as_fault);
 	vmc_add_test(s, "guard: a SIGBUS sent by a process is not", test_mem_guard_ignores_sent_sigbus);
+	vmc_add_test(s, "log: each kind has its own budget", test_log_rate_limits_each_kind);
 	vmc_add_test(s, "endpoint sockets never follow links", test_endpoint_never_follows_links);
 
 	s = vmc_add_suite("host vhost-user transport");
