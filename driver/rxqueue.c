@@ -11,8 +11,10 @@
  * small messages never hold 64 KiB each.  A channel keeps at most
  * VMC_RX_KEEP_MAX rxq buffers; beyond, payloads are copied too, so a reader
  * that stopped with its window full holds a bounded amount of memory.
- * Copy buffers are allocated only while bytes wait, so an idle channel holds
- * nothing; the last one stays, emptied, until the session ends.
+ * Copy buffers are allocated for short payloads, but the last one stays,
+ * emptied, for the next short payload until the session ends or a kept rxq
+ * buffer follows it: an idle open channel that once received a short payload
+ * holds VMC_RX_COPY_ALLOC bytes, one that never did holds nothing.
  *
  * vmc_channel.lock protects the queue.  Bytes the rx path adds go after
  * vmc_rx_buf.len, so the reader (one at a time, read_lock) copies out of a
