@@ -18,8 +18,8 @@ static void vmc_dev_release(struct kref *kref)
 {
 	struct vmc_dev *vmc = container_of(kref, struct vmc_dev, kref);
 
-	/* A failed restore may have pooled buffers that channels gave back. */
-	vmc_rx_pool_free(vmc);
+	/* A failed restore may have pooled buffers that channels gave back or sent. */
+	vmc_pools_free(vmc);
 	kfree(vmc);
 }
 

@@ -221,17 +221,6 @@ int vmc_rx_fill(struct vmc_dev *vmc)
 	return vmc_rx_refill(vmc, true) ? 0 : -ENOMEM;
 }
 
-/* Frees the pool of rxq buffers; from now on, freed buffers are not pooled. */
-void vmc_rx_pool_free(struct vmc_dev *vmc)
-{
-	struct vmc_rx_buf *buf;
-
-	spin_lock_irq(&vmc->rx_lock);
-	while ((buf = vmc_rx_pool_pop(vmc)))
-		vmc_rx_buf_free(buf);
-	spin_unlock_irq(&vmc->rx_lock);
-}
-
 /* The device's RESET or SUSPEND: the acknowledgment of ours. */
 static void vmc_rx_device(struct vmc_dev *vmc, u16 type)
 {
@@ -837,26 +826,43 @@ void vmc_owed_work(struct work_struct *work)
 	}
 }
 
-/* Frees every buffer on the rings and in the tx pool; the device has been reset. */
-void vmc_vqs_drain(struct vmc_dev *vmc)
+/*
+ * Frees the rx and tx pools.  Called by vmc_vqs_drain() and again when vmc
+ * is released: between a failed restore's drain and REMOVE, a channel may
+ * still give back an rxq buffer or send (and take back) a txq buffer.
+ */
+void vmc_pools_free(struct vmc_dev *vmc)
 {
 	struct vmc_tx_buf *tx_buf;
 	struct vmc_rx_buf *rx_buf;
 	enum vmc_tx_size size;
 
 	spin_lock_irq(&vmc->rx_lock);
-	while ((rx_buf = virtqueue_detach_unused_buf(vmc->rx_vq)))
-		vmc_rx_buf_free(rx_buf);
 	while ((rx_buf = vmc_rx_pool_pop(vmc)))
+		vmc_rx_buf_free(rx_buf);
+	spin_unlock_irq(&vmc->rx_lock);
+	spin_lock_irq(&vmc->tx_lock);
+	for (size = 0; size < VMC_TX_SIZES; size++)
+		while ((tx_buf = vmc_tx_pool_pop(vmc, size)))
+			vmc_tx_buf_free(tx_buf);
+	spin_unlock_irq(&vmc->tx_lock);
+}
+
+/* Frees every buffer on the rings and in the pools; the device has been reset. */
+void vmc_vqs_drain(struct vmc_dev *vmc)
+{
+	struct vmc_tx_buf *tx_buf;
+	struct vmc_rx_buf *rx_buf;
+
+	spin_lock_irq(&vmc->rx_lock);
+	while ((rx_buf = virtqueue_detach_unused_buf(vmc->rx_vq)))
 		vmc_rx_buf_free(rx_buf);
 	vmc->rx_posted = 0;
 	spin_unlock_irq(&vmc->rx_lock);
 	spin_lock_irq(&vmc->tx_lock);
 	while ((tx_buf = virtqueue_detach_unused_buf(vmc->tx_vq)))
 		vmc_tx_buf_free(tx_buf);
-	for (size = 0; size < VMC_TX_SIZES; size++)
-		while ((tx_buf = vmc_tx_pool_pop(vmc, size)))
-			vmc_tx_buf_free(tx_buf);
 	vmc->tx_unkicked = 0;
 	spin_unlock_irq(&vmc->tx_lock);
+	vmc_pools_free(vmc);
 }

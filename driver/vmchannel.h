@@ -325,7 +325,7 @@ void vmc_rxq_free(struct vmc_dev *vmc, struct list_head *bufs);
 /* transport.c */
 void vmc_rx_buf_put(struct vmc_dev *vmc, struct vmc_rx_buf *buf);
 int vmc_rx_fill(struct vmc_dev *vmc);
-void vmc_rx_pool_free(struct vmc_dev *vmc);
+void vmc_pools_free(struct vmc_dev *vmc);
 void vmc_rx_work(struct work_struct *work);
 void vmc_rx_done(struct virtqueue *vq);
 void vmc_tx_done(struct virtqueue *vq);
