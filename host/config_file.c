@@ -99,10 +99,48 @@ static bool set_path(char *dst, const char *value, const char **why)
 	return true;
 }
 
+/*
+ * Group names resolved so far.  Inside the sandbox /etc/group cannot be read
+ * (Landlock), so once config_groups_freeze() is called a reload knows the
+ * names resolved before it only.
+ */
+#define KNOWN_GROUPS 64
+static struct {
+	char name[33];
+	gid_t gid;
+} known_groups[KNOWN_GROUPS];
+static unsigned int nknown_groups;
+static bool groups_frozen;
+
+void config_groups_freeze(void)
+{
+	groups_frozen = true;
+}
+
+static bool group_lookup(const char *name, gid_t *gid)
+{
+	struct group *gr;
+	unsigned int i;
+
+	for (i = 0; i < nknown_groups; i++)
+		if (!strcmp(known_groups[i].name, name)) {
+			*gid = known_groups[i].gid;
+			return true;
+		}
+	gr = groups_frozen ? NULL : getgrnam(name);
+	if (!gr)
+		return false;
+	*gid = gr->gr_gid;
+	if (nknown_groups < KNOWN_GROUPS && strlen(name) < sizeof(known_groups[0].name)) {
+		strcpy(known_groups[nknown_groups].name, name);
+		known_groups[nknown_groups++].gid = gr->gr_gid;
+	}
+	return true;
+}
+
 /* "mode=0660" or "group=kvm" (a name or a number); false if the word is neither. */
 static bool parse_access(const char *word, mode_t *mode, gid_t *gid, const char **why)
 {
-	struct group *gr;
 	unsigned long v;
 	char *end;
 
@@ -116,13 +154,15 @@ static bool parse_access(const char *word, mode_t *mode, gid_t *gid, const char 
 	}
 	if (strncmp(word, "group=", 6))
 		return false;
-	gr = getgrnam(word + 6);
+	if (group_lookup(word + 6, gid))
+		return true;
 	errno = 0;
 	v = strtoul(word + 6, &end, 10);
-	if (gr)
-		*gid = gr->gr_gid;
-	else if (!errno && end != word + 6 && !*end && v < (gid_t)-1)
+	if (!errno && end != word + 6 && !*end && v < (gid_t)-1)
 		*gid = (gid_t)v;
+	else if (groups_frozen)
+		*why = "group name not known at start (the sandbox cannot read the group "
+		       "database): give its number, or restart";
 	else
 		*why = "no such group";
 	return true;

@@ -54,6 +54,12 @@ int channel_spec_parse(const char *spec, char *name, char *connect_path, const c
 int config_load(const char *path, struct vmc_config *cfg, char *err, size_t errlen);
 
 /*
+ * From now on config_load() resolves only group names it resolved before
+ * (others must be numbers): called before entering the sandbox.
+ */
+void config_groups_freeze(void);
+
+/*
  * The mode and group the file gives channel @name's socket; false if it gives
  * none.
  */

@@ -132,7 +132,7 @@ static int ll_add_path(int ruleset, const char *path, uint64_t rights)
 	return err;
 }
 
-/* @path's directory gets @rights: a socket there is removed at exit. */
+/* @path's directory gets @rights (a socket there is removed at exit, ...). */
 static int ll_add_parent(int ruleset, const char *path, uint64_t rights)
 {
 	char copy[PATH_MAX];
@@ -178,8 +178,12 @@ static int landlock_enter(const struct sandbox_paths *paths)
 		return -1;
 	}
 	err |= ll_add_path(ruleset, paths->endpoint_dir, in_dir);
+	/*
+	 * Its directory, not the file: an editor saves a new file and renames
+	 * it over the old one, and a rule on a file holds for its inode.
+	 */
 	if (paths->config_path)
-		err |= ll_add_path(ruleset, paths->config_path, LANDLOCK_ACCESS_FS_READ_FILE);
+		err |= ll_add_parent(ruleset, paths->config_path, LANDLOCK_ACCESS_FS_READ_FILE);
 	for (i = 0; i < sizeof(paths->socket_paths) / sizeof(paths->socket_paths[0]); i++)
 		if (paths->socket_paths[i])
 			err |= ll_add_parent(ruleset, paths->socket_paths[i],

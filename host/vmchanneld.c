@@ -488,6 +488,8 @@ int main(int argc, char **argv)
 		goto out_device;
 	if (sandbox_drop_privileges(uid, gid) < 0)
 		goto out_device;
+	if (sandbox)
+		config_groups_freeze();
 	if (sandbox && sandbox_enter(&(struct sandbox_paths){
 			.endpoint_dir = dir, .config_path = config_path,
 			.socket_paths = { socket_path, control_path } }) < 0)

@@ -54,7 +54,7 @@ static char failure[512];
 
 struct daemon {
 	pid_t pid;
-	char sock_path[100], ep_path[100], log_path[100];
+	char sock_path[100], ep_path[100], log_path[100], config_path[100];
 };
 
 /* A guest's view of one split ring, in our RAM. */
@@ -106,6 +106,14 @@ static bool wait_fd(int fd, short events, int ms)
 
 /* ---- the daemon ---- */
 
+static bool write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	bool ok = f && fputs(text, f) >= 0;
+
+	return f && !fclose(f) && ok;
+}
+
 static bool daemon_start(struct daemon *d, const char *name)
 {
 	char notify[16];
@@ -114,6 +122,10 @@ static bool daemon_start(struct daemon *d, const char *name)
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s/%s.vhost", work_dir, name);
 	snprintf(d->ep_path, sizeof(d->ep_path), "%s/t.sock", work_dir);
 	snprintf(d->log_path, sizeof(d->log_path), "%s/%s.log", work_dir, name);
+	snprintf(d->config_path, sizeof(d->config_path), "%s/%s.conf", work_dir, name);
+	/* Channel t from the file: reload-after-rename reads it again. */
+	if (!write_file(d->config_path, "channel t group=root\n"))
+		return fail("%s: %s", d->config_path, strerror(errno));
 	if (pipe(pipefd) < 0)
 		return fail("pipe: %s", strerror(errno));
 	d->pid = fork();
@@ -133,8 +145,8 @@ static bool daemon_start(struct daemon *d, const char *name)
 		dup2(log, STDERR_FILENO);
 		snprintf(notify, sizeof(notify), "%d", pipefd[1]);
 		execl(daemon_path, daemon_path, "--socket-path", d->sock_path, "--endpoint-dir",
-		      work_dir, "--channel", "t", "--notify-fd", notify, "--log-level", "info",
-		      (char *)NULL);
+		      work_dir, "--notify-fd", notify, "--log-level", "info",
+		      "--config", d->config_path, (char *)NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
@@ -872,6 +884,23 @@ static bool case_shrinking_memory(struct daemon *d)
 	return ok && round_trip(d) && shrunk_data_not_delivered(d) && round_trip(d);
 }
 
+/*
+ * SIGHUP after an editor saved the configuration file as editors do (a new
+ * file renamed over the old): the sandboxed daemon reads it, and the group
+ * name in it resolves (the sandbox cannot read /etc/group).
+ */
+static bool case_reload_after_rename(struct daemon *d)
+{
+	char tmp[110];
+
+	snprintf(tmp, sizeof(tmp), "%s.new", d->config_path);
+	if (!write_file(tmp, "channel t mode=0660 group=root\n") ||
+	    rename(tmp, d->config_path) < 0)
+		return fail("replacing %s: %s", d->config_path, strerror(errno));
+	kill(d->pid, SIGHUP);
+	return log_wait(d, "reloaded ") && round_trip(d);
+}
+
 /* The lowest descriptor number @pid does not use: its next open gets it. */
 static int lowest_free_fd(pid_t pid)
 {
@@ -1102,6 +1131,7 @@ static const struct {
 	{ "long-chain", case_long_chain },
 	{ "fd-limit", case_fd_limit },
 	{ "guest-cost", case_guest_cost },
+	{ "reload-after-rename", case_reload_after_rename },
 };
 
 static bool run_case(unsigned int k)
@@ -1155,6 +1185,8 @@ int main(int argc, char **argv)
 		char path[128];
 
 		snprintf(path, sizeof(path), "%s/%s.log", work_dir, cases[k].name);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%s.conf", work_dir, cases[k].name);
 		unlink(path);
 	}
 	if (!failed)
