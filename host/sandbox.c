@@ -77,9 +77,9 @@ int sandbox_lookup_group(const char *name, gid_t *gid)
 	return 0;
 }
 
-int sandbox_drop_privileges(uid_t uid, gid_t gid)
+int sandbox_drop_privileges(uid_t uid, gid_t gid, const gid_t *keep, size_t nkeep)
 {
-	if (gid != (gid_t)-1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0)) {
+	if (gid != (gid_t)-1 && (setgroups(nkeep, keep) < 0 || setresgid(gid, gid, gid) < 0)) {
 		log_error("sandbox: cannot become group %u: %s", (unsigned int)gid, strerror(errno));
 		return -1;
 	}

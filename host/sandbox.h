@@ -22,10 +22,11 @@ int sandbox_lookup_user(const char *name, uid_t *uid, gid_t *gid);
 int sandbox_lookup_group(const char *name, gid_t *gid);
 
 /*
- * Becomes @uid/@gid with no supplementary groups (both (uid_t)-1: stays as
- * is).  Returns 0 or -1 with a logged reason.
+ * Becomes @uid/@gid with the @nkeep supplementary groups @keep only (the
+ * groups sockets are given later: lchown needs membership); both
+ * (uid_t)-1: stays as is.  Returns 0 or -1 with a logged reason.
  */
-int sandbox_drop_privileges(uid_t uid, gid_t gid);
+int sandbox_drop_privileges(uid_t uid, gid_t gid, const gid_t *keep, size_t nkeep);
 
 /*
  * Enters the sandbox: no new privileges, Landlock (skipped with a log line

@@ -181,6 +181,28 @@ static void reload_config(void)
 	log_info("reloaded %s: %u channels from the file", config_path, fresh.nchannels);
 }
 
+/*
+ * The groups sockets are given after privileges are dropped (--socket-group,
+ * the file's group= at start), other than @gid: kept as supplementary groups.
+ * Returns how many are in @groups.
+ */
+#define MAX_KEPT_GROUPS 64
+static size_t socket_groups(gid_t gid, gid_t *groups, size_t max)
+{
+	size_t n = 0, i, k;
+
+	for (i = 0; i <= file_config.nchannels && n < max; i++) {
+		gid_t g = i < file_config.nchannels ? file_config.access[i].gid :
+			  endpoint_default_access.gid;
+
+		for (k = 0; k < n && groups[k] != g; k++)
+			;
+		if (g != (gid_t)-1 && g != gid && k == n)
+			groups[n++] = g;
+	}
+	return n;
+}
+
 /* A channel socket's mode and group from the configuration file. */
 static void channel_access(const char *path, struct endpoint_access *access)
 {
@@ -312,7 +334,7 @@ int main(int argc, char **argv)
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
 	bool qemu_args = false, sandbox = true;
 	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
+	gid_t gid = (gid_t)-1, keep_groups[MAX_KEPT_GROUPS];
 	vmc_faults faults = 0;
 
 	if (!names)
@@ -486,7 +508,8 @@ int main(int argc, char **argv)
 		goto out_device;
 	if (control_path && control_init(control_path, &device) < 0)
 		goto out_device;
-	if (sandbox_drop_privileges(uid, gid) < 0)
+	if (sandbox_drop_privileges(uid, gid, keep_groups,
+				    socket_groups(gid, keep_groups, MAX_KEPT_GROUPS)) < 0)
 		goto out_device;
 	if (sandbox)
 		config_groups_freeze();

@@ -132,6 +132,38 @@ static void test_sandbox_landlock(void)
 	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/*
+ * --user with --socket-group (or a group= in the file): after the drop the
+ * daemon still gives sockets made at run time that group (lchown needs
+ * membership).  Needs root to drop privileges.
+ */
+static void test_drop_privileges_keeps_socket_groups(void)
+{
+	const gid_t socket_group = 4242, user = 65534;
+	char path[128];
+	int status, fd;
+	pid_t pid;
+
+	if (geteuid()) {
+		printf("(not root: not checked) ");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/owned", outside_dir);
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	VMC_ASSERT_FATAL(fd >= 0 && fchown(fd, user, user) == 0);
+	close(fd);
+	VMC_ASSERT_FATAL(chmod(outside_dir, 0711) == 0);
+	pid = fork();
+	VMC_ASSERT_FATAL(pid >= 0);
+	if (pid == 0)
+		_exit(sandbox_drop_privileges(user, user, &socket_group, 1) < 0 ? 1 :
+		      lchown(path, (uid_t)-1, socket_group) < 0 ? 2 : 0);
+	VMC_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	unlink(path);
+	chmod(outside_dir, 0700);
+}
+
 void register_sandbox_tests(void)
 {
 	CU_pSuite s = CU_add_suite("host sandbox", sandbox_setup, sandbox_teardown);
@@ -146,4 +178,6 @@ void register_sandbox_tests(void)
 		     test_sandbox_forbidden_call_kills);
 	vmc_add_test(s, "Landlock: nothing made outside the endpoint directory",
 		     test_sandbox_landlock);
+	vmc_add_test(s, "dropping privileges keeps the socket groups",
+		     test_drop_privileges_keeps_socket_groups);
 }
