@@ -94,8 +94,8 @@ static void vmc_rx_buf_free(struct vmc_rx_buf *buf)
 }
 
 /*
- * A new rxq buffer: room for VMCHANNEL_MAX_PAYLOAD, or a page when 64 KiB
- * cannot be had at once (the device fills what the buffer holds).
+ * A new rxq buffer: room for VMCHANNEL_MAX_PAYLOAD (VMC_RX_SIZE), or a page
+ * when 64 KiB cannot be had at once (the device fills what the buffer holds).
  */
 static struct vmc_rx_buf *vmc_rx_buf_alloc(void)
 {
@@ -137,10 +137,17 @@ static int vmc_rx_post(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
 /*
  * A free rxq buffer goes to rxq while it lacks buffers, else to the pool
  * (kernels with init_on_alloc zero every new 64 KiB), else to the allocator;
- * caller holds rx_lock.  Return: whether it was posted (rxq needs a kick).
+ * caller holds rx_lock.  A page-sized fallback always goes to the allocator,
+ * so that the rx work allocates a full one in its place: reused, it would
+ * keep rxq short of room long after memory defragmented.
+ * Return: whether it was posted (rxq needs a kick).
  */
 static bool vmc_rx_buf_put_locked(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
 {
+	if (buf->size < VMC_RX_SIZE) {
+		vmc_rx_buf_free(buf);
+		return false;
+	}
 	if (vmc_rx_live(vmc->state) && vmc->rx_posted < VMC_RX_BUFS && !vmc_rx_post(vmc, buf))
 		return true;
 	/* Once gone, vmc_vqs_drain() has emptied the pool for good. */
@@ -156,7 +163,8 @@ static bool vmc_rx_buf_put_locked(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
 /*
  * A buffer a reader emptied.  The rx work keeps rxq full from the pool, so
  * this normally pools it; it posts (and kicks) only when the rx work could
- * not allocate.
+ * not allocate, and has the rx work allocate if it freed a fallback that
+ * rxq lacks.
  */
 void vmc_rx_buf_put(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
 {
@@ -166,6 +174,8 @@ void vmc_rx_buf_put(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
 	spin_lock_irqsave(&vmc->rx_lock, flags);
 	if (vmc_rx_buf_put_locked(vmc, buf))
 		vq = vmc_kick_prepare(vmc, vmc->rx_vq);
+	else if (vmc_rx_live(vmc->state) && vmc->rx_posted < VMC_RX_BUFS)
+		schedule_work(&vmc->rx_work);
 	spin_unlock_irqrestore(&vmc->rx_lock, flags);
 	vmc_notify(vmc, vq);
 }

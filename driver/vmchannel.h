@@ -41,6 +41,7 @@
  * struct vmc_rx_buf and up to VMCHANNEL_MAX_PAYLOAD in VMC_RX_ORDER pages.
  */
 #define VMC_RX_ORDER		get_order(VMCHANNEL_MAX_PAYLOAD)
+#define VMC_RX_SIZE		(PAGE_SIZE << VMC_RX_ORDER)
 #define VMC_RX_BUFS		32
 /* Free receive buffers kept for reuse (see transport.c). */
 #define VMC_RX_POOL		8
