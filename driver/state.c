@@ -61,9 +61,9 @@ static void vmc_chan_host(struct vmc_channel *ch, bool connected)
  * DATA within the channel's credit is queued for readers; beyond, it is
  * dropped.  Return: VMC_ACT_RX_KEPT if the queue keeps the buffer.
  */
-static unsigned int vmc_chan_data(struct vmc_channel *ch, struct vmc_rx_buf *msg)
+static unsigned int vmc_chan_data(struct vmc_channel *ch, const struct vmc_rx_msg *msg)
 {
-	u32 len = msg->len;	/* validated: the header is the device's */
+	u32 len = le32_to_cpu(msg->hdr.len);	/* validated by the rx path */
 	bool kept;
 
 	if (len > vmc_rx_free(ch)) {
@@ -72,7 +72,7 @@ static unsigned int vmc_chan_data(struct vmc_channel *ch, struct vmc_rx_buf *msg
 				     ch->name, len);
 		return 0;
 	}
-	kept = vmc_rxq_add(ch, msg, len);
+	kept = vmc_rxq_add(ch, msg->buf, len);
 	ch->rx_cnt += len;
 	ch->rx_bytes += len;
 	return kept ? VMC_ACT_RX_KEPT : 0;
@@ -95,19 +95,19 @@ static void vmc_chan_eof(struct vmc_channel *ch)
  * proceed are woken: readers for bytes, marks and host state, writers for
  * more credit or a loss to report.
  */
-static unsigned int vmc_chan_rx_open(struct vmc_channel *ch, struct vmc_rx_buf *buf)
+static unsigned int vmc_chan_rx_open(struct vmc_channel *ch, const struct vmc_rx_msg *msg)
 {
-	const struct vmchannel_hdr *msg = &buf->hdr;
-	u16 flags = le16_to_cpu(msg->flags);
+	const struct vmchannel_hdr *hdr = &msg->hdr;
+	u16 flags = le16_to_cpu(hdr->flags);
 	u32 credit = vmc_tx_credit(ch);
 	bool lost = ch->data_lost;
 	unsigned int actions;
 
-	ch->peer_buf_alloc = le32_to_cpu(msg->buf_alloc);
-	ch->peer_fwd_cnt = le32_to_cpu(msg->fwd_cnt);
-	switch (le16_to_cpu(msg->type)) {
+	ch->peer_buf_alloc = le32_to_cpu(hdr->buf_alloc);
+	ch->peer_fwd_cnt = le32_to_cpu(hdr->fwd_cnt);
+	switch (le16_to_cpu(hdr->type)) {
 	case VMCHANNEL_MSG_DATA:
-		actions = VMC_ACT_WAKE_RD | vmc_chan_data(ch, buf);
+		actions = VMC_ACT_WAKE_RD | vmc_chan_data(ch, msg);
 		break;
 	case VMCHANNEL_MSG_CREDIT:
 		if (flags & VMCHANNEL_F_DATA_LOST)
@@ -151,13 +151,14 @@ static bool vmc_chan_credit_due(const struct vmc_channel *ch)
  * vmc_chan_step() - the channel's transition function
  * @ch: the channel; its lock is held
  * @ev: what happened
- * @msg: for VMC_CH_EV_RX, the validated message in its rxq buffer
+ * @msg: for VMC_CH_EV_RX, the validated message: its header as copied
+ *	out of the rxq buffer (never the buffer's, which the device may rewrite)
  * @freed: for VMC_CH_EV_CLOSE, receives the buffers of unread bytes
  *
  * Return: VMC_ACT_* bits for vmc_chan_act().
  */
 unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
-			   struct vmc_rx_buf *msg, struct list_head *freed)
+			   const struct vmc_rx_msg *msg, struct list_head *freed)
 {
 	lockdep_assert_held(&ch->lock);
 

@@ -28,6 +28,7 @@
 #include <linux/sched.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/uaccess.h>
 
 #include "vmchannel.h"
@@ -243,13 +244,15 @@ static void vmc_rx_device(struct vmc_dev *vmc, u16 type)
 }
 
 /*
- * Validates a used rx buffer; every field comes from the untrusted device.
- * Return: whether a channel keeps the buffer (rxqueue.c).
+ * Validates a used rx buffer; every field comes from the untrusted device,
+ * which may still write the header: it is read once, and only that copy is
+ * validated and used.  Return: whether a channel keeps the buffer (rxqueue.c).
  */
 static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 			  struct vmc_rx_buf *buf, unsigned int used)
 {
-	const struct vmchannel_hdr *hdr = &buf->hdr;
+	struct vmc_rx_msg msg = { .buf = buf };
+	const struct vmchannel_hdr *hdr = &msg.hdr;
 	struct device *dev = &vmc->vdev->dev;
 	struct vmc_channel *ch;
 	unsigned int actions;
@@ -257,6 +260,9 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 	u32 len, id;
 	u16 type;
 
+	memcpy(&msg.hdr, &buf->hdr, sizeof(msg.hdr));
+	/* The copy is what counts: the compiler may not read buf->hdr again. */
+	barrier();
 	if (used < sizeof(*hdr) || used - sizeof(*hdr) > buf->size) {
 		dev_warn_ratelimited(dev, "rx: used length %u out of range\n", used);
 		return false;
@@ -295,10 +301,8 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 		dev_warn_ratelimited(dev, "rx: message for unknown channel %u: dropped\n", id);
 		return false;
 	}
-	/* The validated length: the device may write the header again. */
-	buf->len = len;
 	spin_lock_irq(&ch->lock);
-	actions = vmc_chan_step(ch, VMC_CH_EV_RX, buf, NULL);
+	actions = vmc_chan_step(ch, VMC_CH_EV_RX, &msg, NULL);
 	spin_unlock_irq(&ch->lock);
 	vmc_chan_act(ch, actions, NULL);
 	vmc_channel_put(ch);

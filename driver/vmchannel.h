@@ -141,7 +141,8 @@ struct vmc_tx_buf;
  * @size: room at @data
  * @rxq: an rxq buffer (VMC_RX_ORDER pages at @data), else a copy
  * @data: the payload
- * @hdr: rxq buffers: the message's header, written by the device
+ * @hdr: rxq buffers: the message's header, written by the device, which
+ *	may write it again at any time: read once, into struct vmc_rx_msg
  */
 struct vmc_rx_buf {
 	struct list_head node;
@@ -151,6 +152,16 @@ struct vmc_rx_buf {
 	bool rxq;
 	u8 *data;
 	struct vmchannel_hdr hdr;
+};
+
+/**
+ * struct vmc_rx_msg - a message taken off rxq, as validated
+ * @hdr: its header, copied once out of @buf before it was validated
+ * @buf: the rxq buffer; a DATA payload of @hdr.len bytes at its data
+ */
+struct vmc_rx_msg {
+	struct vmchannel_hdr hdr;
+	struct vmc_rx_buf *buf;
 };
 
 /**
@@ -312,7 +323,7 @@ extern const struct file_operations vmc_fops;
 
 /* state.c */
 unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
-			   struct vmc_rx_buf *msg, struct list_head *freed);
+			   const struct vmc_rx_msg *msg, struct list_head *freed);
 void vmc_chan_act(struct vmc_channel *ch, unsigned int actions, struct list_head *freed);
 bool vmc_dev_step(struct vmc_dev *vmc, enum vmc_dev_event ev);
 u32 vmc_tx_credit(const struct vmc_channel *ch);
