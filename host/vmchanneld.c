@@ -148,7 +148,7 @@ static void reload_config(void)
 {
 	static struct vmc_config fresh;
 	char err[PATH_MAX + 128];
-	unsigned int i;
+	unsigned int i, kept;
 
 	if (!config_path) {
 		log_warn("SIGHUP without --config: nothing to reload");
@@ -171,13 +171,22 @@ static void reload_config(void)
 		if (vmc_device_remove_channel(&device, name) < 0)
 			log_error("reload: cannot remove channel %s", name);
 	}
-	for (i = 0; i < fresh.nchannels; i++)
+	/* A channel that could not be added is not recorded: the next reload tries again. */
+	for (i = 0, kept = 0; i < fresh.nchannels; i++) {
 		if (!config_has_channel(&file_config, fresh.channels[i]) &&
-		    vmc_device_add_channel(&device, fresh.channels[i]) < 0)
+		    vmc_device_add_channel(&device, fresh.channels[i]) < 0) {
 			log_error("reload: cannot add channel %s", fresh.channels[i]);
+			continue;
+		}
+		if (kept != i) {
+			strcpy(fresh.channels[kept], fresh.channels[i]);
+			fresh.access[kept] = fresh.access[i];
+		}
+		kept++;
+	}
 	memcpy(file_config.channels, fresh.channels, sizeof(fresh.channels));
 	memcpy(file_config.access, fresh.access, sizeof(fresh.access));
-	file_config.nchannels = fresh.nchannels;
+	file_config.nchannels = kept;
 	log_info("reloaded %s: %u channels from the file", config_path, fresh.nchannels);
 }
 

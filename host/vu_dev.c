@@ -125,9 +125,10 @@ int vu_dev_attach(struct vu_dev *dev, int sock)
 {
 	int fd;
 
-	dev->sock = sock;
+	/* On failure the caller closes @sock: it must not stay ours too. */
 	if (loop_watch(&dev->sock_watch, sock, EPOLLIN, vu_sock_ready, dev) < 0)
 		return -1;
+	dev->sock = sock;
 	/* Its own descriptor: every device watches the one eventfd of the guard. */
 	fd = guest_mem_fault_fd() >= 0 ? fcntl(guest_mem_fault_fd(), F_DUPFD_CLOEXEC, 0) : -1;
 	if (fd >= 0 && loop_watch(&dev->fault_watch, fd, EPOLLIN, vu_mem_faulted, dev) < 0)

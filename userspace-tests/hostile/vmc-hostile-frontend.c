@@ -884,6 +884,17 @@ static bool case_shrinking_memory(struct daemon *d)
 	return ok && round_trip(d) && shrunk_data_not_delivered(d) && round_trip(d);
 }
 
+/* Replaces the daemon's configuration file by rename and sends SIGHUP. */
+static bool reconfigure(const struct daemon *d, const char *text)
+{
+	char tmp[110];
+
+	snprintf(tmp, sizeof(tmp), "%s.new", d->config_path);
+	if (!write_file(tmp, text) || rename(tmp, d->config_path) < 0)
+		return fail("replacing %s: %s", d->config_path, strerror(errno));
+	return kill(d->pid, SIGHUP) == 0;
+}
+
 /*
  * SIGHUP after an editor saved the configuration file as editors do (a new
  * file renamed over the old): the sandboxed daemon reads it, and the group
@@ -891,14 +902,26 @@ static bool case_shrinking_memory(struct daemon *d)
  */
 static bool case_reload_after_rename(struct daemon *d)
 {
-	char tmp[110];
+	return reconfigure(d, "channel t mode=0660 group=root\n") &&
+	       log_wait(d, "reloaded ") && round_trip(d);
+}
 
-	snprintf(tmp, sizeof(tmp), "%s.new", d->config_path);
-	if (!write_file(tmp, "channel t mode=0660 group=root\n") ||
-	    rename(tmp, d->config_path) < 0)
-		return fail("replacing %s: %s", d->config_path, strerror(errno));
-	kill(d->pid, SIGHUP);
-	return log_wait(d, "reloaded ") && round_trip(d);
+/*
+ * A channel a reload could not add (a file is in its socket's place) is
+ * added by the next reload once the obstacle is gone.
+ */
+static bool case_reload_retries_failed_add(struct daemon *d)
+{
+	char blocker[128];
+	bool ok;
+
+	snprintf(blocker, sizeof(blocker), "%s/late.sock", work_dir);
+	ok = write_file(blocker, "not a socket\n") &&
+	     reconfigure(d, "channel t group=root\nchannel late\n") &&
+	     log_wait(d, "cannot add channel late");
+	unlink(blocker);
+	return ok && reconfigure(d, "channel t group=root\nchannel late\n# again\n") &&
+	       log_wait(d, "channel late added");
 }
 
 /* The lowest descriptor number @pid does not use: its next open gets it. */
@@ -1132,6 +1155,7 @@ static const struct {
 	{ "fd-limit", case_fd_limit },
 	{ "guest-cost", case_guest_cost },
 	{ "reload-after-rename", case_reload_after_rename },
+	{ "reload-retries-failed-add", case_reload_retries_failed_add },
 };
 
 static bool run_case(unsigned int k)
