@@ -36,7 +36,8 @@ struct guest_region_desc {
 
 /*
  * Maps @n regions from @fds (consumed: closed in every case) in place of the
- * current ones; on failure the current ones stay.  The memory is guarded:
+ * current ones; on failure the current ones stay.  Fails (-EIO) unless
+ * guest_mem_fault_fd() installed the guard before.  The memory is guarded:
  * a SIGBUS on it (its file shrank) sets @mem->faulted and makes
  * guest_mem_fault_fd() readable instead of killing the process.
  */

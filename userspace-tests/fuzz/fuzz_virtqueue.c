@@ -39,7 +39,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	log_threshold = LOG_SILENT;
-	if (fd < 0 || ftruncate(fd, RAM_SIZE) < 0 || guest_mem_set(&mem, &d, &fd, 1) < 0)
+	if (fd < 0 || ftruncate(fd, RAM_SIZE) < 0 || guest_mem_fault_fd() < 0 ||
+	    guest_mem_set(&mem, &d, &fd, 1) < 0)
 		abort();
 	ram = mem.regions[0].hva;
 	return 0;

@@ -48,7 +48,7 @@ static void fake_ram_setup(void)
 
 	VMC_ASSERT_FATAL(fd >= 0 && ftruncate(fd, FAKE_SIZE) == 0);
 	memset(&mem, 0, sizeof(mem));
-	VMC_ASSERT_FATAL(guest_mem_set(&mem, &d, &fd, 1) == 0);
+	VMC_ASSERT_FATAL(guest_mem_fault_fd() >= 0 && guest_mem_set(&mem, &d, &fd, 1) == 0);
 	ram = mem.regions[0].hva;
 	memset(ram, 0, FAKE_SIZE);
 	vq_init(&vq);
@@ -207,6 +207,7 @@ static void test_mem_rejects_bad_regions(void)
 	struct guest_region_desc d = { .gpa = 0x1000, .size = 0x10000, .uaddr = 0x7f0000000000ULL };
 	int fd;
 
+	VMC_ASSERT_FATAL(guest_mem_fault_fd() >= 0);
 	/* Larger than its file: a later access would be SIGBUS. */
 	fd = memfd_of(0x8000);
 	CU_ASSERT_EQUAL(guest_mem_set(&m, &d, &fd, 1), -EINVAL);
@@ -231,7 +232,7 @@ static void test_mem_translates_within_regions(void)
 	int fd = memfd_of(0x10000);
 	uint64_t len;
 
-	VMC_ASSERT_FATAL(guest_mem_set(&m, &d, &fd, 1) == 0);
+	VMC_ASSERT_FATAL(guest_mem_fault_fd() >= 0 && guest_mem_set(&m, &d, &fd, 1) == 0);
 	len = 0x100;
 	CU_ASSERT_PTR_EQUAL(guest_mem_gpa(&m, 0x1000, &len), m.regions[0].hva);
 	len = 0x100;
