@@ -150,7 +150,7 @@ static void accept_ready(void *opaque, uint32_t events)
 
 	(void)opaque;
 	(void)events;
-	fd = endpoint_accept(ctl.listen_fd);
+	fd = endpoint_accept(&ctl.listen_watch);
 	if (fd < 0)
 		return;
 	ctl.client_fd = fd;

@@ -60,6 +60,25 @@ static int set_access(const char *tmp, const char *path)
 }
 
 /*
+ * One descriptor held in reserve for accept() at the open-file limit: a
+ * listening socket with a connection waiting stays readable, and one that
+ * cannot be accepted would wake the loop for ever.  The reserve is freed,
+ * the connection accepted and closed at once (its client sees the end), and
+ * the reserve taken again.  It is a copy of stderr, which lives as long as
+ * the daemon: fcntl() is all it takes, which the sandbox allows.  It is
+ * taken with the first listening socket, before any limit is near; should
+ * it be missing at the limit, the listening socket is not watched for a
+ * second instead.
+ */
+static int reserve_fd = -1;
+
+static void take_reserve(void)
+{
+	if (reserve_fd < 0)
+		reserve_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+}
+
+/*
  * The socket is bound under PATH~ and renamed to PATH once it listens: a
  * client that sees PATH appear (inotify) can connect at once, never meeting
  * a bound socket that refuses connections because listen() has not run yet.
@@ -70,6 +89,7 @@ int endpoint_listen(const char *path)
 	mode_t old_umask;
 	int fd, err;
 
+	take_reserve();
 	if (strlen(path) + 1 >= sizeof(addr.sun_path)) {
 		log_error("%s: path too long for a socket", path);
 		return -1;
@@ -97,39 +117,27 @@ int endpoint_listen(const char *path)
 	return fd;
 }
 
-/*
- * One descriptor held in reserve for accept() at the open-file limit: a
- * listening socket with a connection waiting stays readable, and one that
- * cannot be accepted would wake the loop for ever.  The reserve is freed,
- * the connection accepted and closed at once (its client sees the end), and
- * the reserve taken again.  It is a copy of stderr, which lives as long as
- * the daemon: fcntl() is all it takes, which the sandbox allows.
- */
-static int reserve_fd = -1;
-
-static void take_reserve(void)
-{
-	if (reserve_fd < 0)
-		reserve_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
-}
-
-int endpoint_accept(int listen_fd)
+int endpoint_accept(struct watch *listener)
 {
 	int fd, err;
 
 	take_reserve();
-	fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	fd = accept4(listener->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0 || errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 		return fd;
 	err = errno;
 	if ((err == EMFILE || err == ENFILE) && reserve_fd >= 0) {
 		close(reserve_fd);
 		reserve_fd = -1;
-		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(listener->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0)
 			close(fd);
 		take_reserve();
 		log_warn("accept: %s: a connection was refused", strerror(err));
+	} else if (err == EMFILE || err == ENFILE) {
+		loop_pause(listener, 1000);
+		log_warn("accept: %s: no descriptor in reserve; not accepting for a second",
+			 strerror(err));
 	} else {
 		log_warn("accept: %s", strerror(err));
 	}

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "event_loop.h"
+
 /*
  * Who may connect to a socket endpoint_listen() makes: its mode, and its
  * owner and group ((uid_t)-1, (gid_t)-1: as created).
@@ -31,11 +33,13 @@ extern void (*endpoint_access_for)(const char *path, struct endpoint_access *acc
  */
 int endpoint_listen(const char *path);
 /*
- * Accepts a connection as a non-blocking descriptor; -1 if none is waiting,
- * or at the open-file limit, where the waiting connection is closed instead
- * (it would keep the listening socket readable and the loop spinning).
+ * Accepts a connection on the listening socket @listener watches, as a
+ * non-blocking descriptor; -1 if none is waiting, or at the open-file limit,
+ * where the waiting connection is closed instead (it would keep the
+ * listening socket readable and the loop spinning), or, without a
+ * descriptor in reserve to do that, @listener is paused for a second.
  */
-int endpoint_accept(int listen_fd);
+int endpoint_accept(struct watch *listener);
 /* Raises the soft open-file limit to the hard one (the channels need many). */
 void endpoint_raise_fd_limit(void);
 /* Builds "<dir>/<name>.sock"; -1 if it does not fit a socket address. */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "event_loop.h"
@@ -22,6 +23,15 @@ static void **deferred;
 static size_t ndeferred, deferred_size;
 static void (*batch_end_fn)(void *opaque);
 static void *batch_end_opaque;
+static struct watch *paused;	/* loop_pause(): a list through next_paused */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void free_deferred(void)
 {
@@ -69,15 +79,30 @@ void loop_fini(void)
 	deferred = NULL;
 	deferred_size = 0;
 	batch_end_fn = NULL;
+	paused = NULL;
 	if (epoll_fd >= 0)
 		close(epoll_fd);
 	epoll_fd = -1;
+}
+
+static void unpause(struct watch *w)
+{
+	struct watch **p;
+
+	for (p = &paused; *p; p = &(*p)->next_paused)
+		if (*p == w) {
+			*p = w->next_paused;
+			break;
+		}
+	w->resume_ms = 0;
 }
 
 int loop_watch(struct watch *w, int fd, uint32_t events, watch_fn *fn, void *opaque)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
 
+	if (w->resume_ms)
+		unpause(w);
 	w->fd = fd;
 	w->events = events;
 	w->fn = fn;
@@ -94,6 +119,10 @@ void loop_set_events(struct watch *w, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
 
+	if (w->resume_ms) {
+		w->paused_events = events;
+		return;
+	}
 	if (w->fd < 0 || w->events == events)
 		return;
 	if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, w->fd, &ev) < 0)
@@ -102,8 +131,39 @@ void loop_set_events(struct watch *w, uint32_t events)
 		w->events = events;
 }
 
+void loop_pause(struct watch *w, int ms)
+{
+	if (w->fd < 0 || w->resume_ms)
+		return;
+	w->paused_events = w->events;
+	loop_set_events(w, 0);
+	w->resume_ms = now_ms() + ms;
+	w->next_paused = paused;
+	paused = w;
+}
+
+/* Ends the pauses that are over; returns the milliseconds to the next end, or -1. */
+static int resume_paused(void)
+{
+	int64_t now = now_ms(), next = -1;
+	struct watch *w, *after;
+
+	for (w = paused; w; w = after) {
+		after = w->next_paused;
+		if (w->resume_ms <= now) {
+			unpause(w);
+			loop_set_events(w, w->paused_events);
+		} else if (next < 0 || w->resume_ms - now < next) {
+			next = w->resume_ms - now;
+		}
+	}
+	return (int)next;
+}
+
 void loop_unwatch(struct watch *w)
 {
+	if (w->resume_ms)
+		unpause(w);
 	if (w->fd < 0)
 		return;
 	epoll_ctl(epoll_fd, EPOLL_CTL_DEL, w->fd, NULL);
@@ -113,8 +173,10 @@ void loop_unwatch(struct watch *w)
 int loop_dispatch(int timeout_ms)
 {
 	struct epoll_event evs[MAX_EVENTS];
-	int i, n;
+	int i, n, resume = resume_paused();
 
+	if (resume >= 0 && (timeout_ms < 0 || resume < timeout_ms))
+		timeout_ms = resume;
 	n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
 	if (n < 0) {
 		if (errno == EINTR)

@@ -17,6 +17,10 @@ struct watch {
 	uint32_t events;	/* EPOLLIN / EPOLLOUT interest now */
 	watch_fn *fn;
 	void *opaque;
+	/* While paused (loop_pause()): when it ends, and the interest then. */
+	int64_t resume_ms;
+	uint32_t paused_events;
+	struct watch *next_paused;
 };
 
 int loop_init(void);
@@ -26,6 +30,12 @@ int loop_watch(struct watch *w, int fd, uint32_t events, watch_fn *fn, void *opa
 /* Changes the interest of a watched descriptor; no system call if unchanged. */
 void loop_set_events(struct watch *w, uint32_t events);
 void loop_unwatch(struct watch *w);
+/*
+ * Stops watching @w for @ms milliseconds (a descriptor that stays ready but
+ * cannot be served now); loop_set_events() meanwhile sets the interest it
+ * gets back.
+ */
+void loop_pause(struct watch *w, int ms);
 /*
  * Frees @ptr once the events already fetched have been dispatched: an object
  * holding a watch may go away while the current batch still names it.

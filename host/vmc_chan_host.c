@@ -329,7 +329,7 @@ static void chan_accept(void *opaque, uint32_t events)
 	(void)events;
 	if (ch->client_fd >= 0)
 		return;
-	fd = endpoint_accept(ch->listen_fd);
+	fd = endpoint_accept(&ch->listen_watch);
 	if (fd >= 0)
 		chan_attach_client(ch, fd);
 	vmc_chan_pump(ch);

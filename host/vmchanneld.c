@@ -127,7 +127,7 @@ static void frontend_accept(void *opaque, uint32_t events)
 
 	(void)opaque;
 	(void)events;
-	fd = endpoint_accept(frontend_listen_fd);
+	fd = endpoint_accept(&frontend_watch);
 	if (fd < 0)
 		return;
 	log_info("frontend connected");

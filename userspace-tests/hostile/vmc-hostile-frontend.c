@@ -155,6 +155,11 @@ static bool daemon_start(struct daemon *d, const char *name)
 		close(pipefd[0]);
 		return fail("%s did not become ready", daemon_path);
 	}
+	/* Settled once it closed the notify fd (fd-limit counts its descriptors). */
+	if (!wait_fd(pipefd[0], POLLIN, TIMEOUT_MS) || read(pipefd[0], notify, sizeof(notify))) {
+		close(pipefd[0]);
+		return fail("%s kept its notify fd open", daemon_path);
+	}
 	close(pipefd[0]);
 	return true;
 }
@@ -939,17 +944,19 @@ static int lowest_free_fd(pid_t pid)
 
 /*
  * At the open-file limit, a connection waiting on a listening socket must
- * not make the daemon spin (the socket stays readable): it is closed.  The
- * soft limit is lowered to the daemon's next free descriptor, then restored.
+ * not make the daemon spin (the socket stays readable).  The soft limit is
+ * lowered to the daemon's next free descriptor, then restored.  With its
+ * descriptor in reserve the daemon closes the connection (@refused); where
+ * the free descriptor is below the reserve (fresh daemon: the notify fd's
+ * number), the reserve cannot be taken again and the listening socket is
+ * paused instead: the connection is served once the limit is back.
  */
-static bool case_fd_limit(struct daemon *d)
+static bool at_fd_limit(const struct daemon *d, bool refused)
 {
 	struct rlimit old, low;
-	struct guest g = { 0 };
-	bool ok = guest_up(&g, d, true);
+	bool ok = prlimit(d->pid, RLIMIT_NOFILE, NULL, &old) == 0;
 	int host = -1;
 
-	ok = ok && prlimit(d->pid, RLIMIT_NOFILE, NULL, &old) == 0;
 	low.rlim_cur = (rlim_t)lowest_free_fd(d->pid);
 	low.rlim_max = old.rlim_max;
 	ok = ok && prlimit(d->pid, RLIMIT_NOFILE, &low, NULL) == 0;
@@ -957,11 +964,20 @@ static bool case_fd_limit(struct daemon *d)
 	ok = ok && host >= 0 && log_wait(d, "Too many open files");
 	if (ok && idle_cost(d, 300) > 3)
 		ok = fail("a connection it cannot accept keeps the daemon busy");
-	ok = ok && dropped(host);
+	ok = ok && (!refused || dropped(host));
 	if (prlimit(d->pid, RLIMIT_NOFILE, &old, NULL) < 0)
 		ok = fail("restoring the limit: %s", strerror(errno));
+	ok = ok && (refused || log_wait(d, "host program connected"));
 	if (host >= 0)
 		close(host);
+	return ok && (refused || log_wait(d, "host connection closed"));
+}
+
+static bool case_fd_limit(struct daemon *d)
+{
+	struct guest g = { 0 };
+	bool ok = at_fd_limit(d, false) && guest_up(&g, d, true) && at_fd_limit(d, true);
+
 	guest_free(&g);
 	return ok && round_trip(d);
 }
