@@ -69,7 +69,9 @@ static int vmc_init_vqs(struct vmc_dev *vmc)
 static void vmc_del_vqs(struct vmc_dev *vmc)
 {
 	virtio_reset_device(vmc->vdev);
+	/* The rx work may arm the retry: it goes first. */
 	cancel_work_sync(&vmc->rx_work);
+	cancel_delayed_work_sync(&vmc->rx_retry_work);
 	/* The state lets no new kick start: those under way end first. */
 	vmc_notify_wait(vmc);
 	if (!vmc->rx_vq)
@@ -129,6 +131,7 @@ static int vmc_probe(struct virtio_device *vdev)
 	init_waitqueue_head(&vmc->state_wait);
 	init_waitqueue_head(&vmc->tx_wait);
 	INIT_WORK(&vmc->rx_work, vmc_rx_work);
+	INIT_DELAYED_WORK(&vmc->rx_retry_work, vmc_rx_retry_work);
 	INIT_WORK(&vmc->config_work, vmc_config_work);
 	INIT_DELAYED_WORK(&vmc->owed_work, vmc_owed_work);
 	mutex_init(&vmc->table_lock);

@@ -195,6 +195,19 @@ static struct vmc_rx_buf *vmc_rx_pool_pop(struct vmc_dev *vmc)
 }
 
 /*
+ * Memory ran out while rxq lacks buffers: vmc_rx_retry_work() tries again
+ * in a while.  Channels may keep every posted buffer, and then no message
+ * comes to run the rx work again.
+ */
+static void vmc_rx_retry(struct vmc_dev *vmc)
+{
+	spin_lock_irq(&vmc->rx_lock);
+	if (vmc_rx_live(vmc->state) && vmc->rx_posted < VMC_RX_BUFS)
+		schedule_delayed_work(&vmc->rx_retry_work, VMC_RX_RETRY);
+	spin_unlock_irq(&vmc->rx_lock);
+}
+
+/*
  * Tops rxq up to VMC_RX_BUFS from the pool or the allocator, in place of
  * the buffers channels keep.  @starting: probe or restore, where the rings
  * exist before the state says so.  Return: whether anything was posted.
@@ -214,8 +227,10 @@ static bool vmc_rx_refill(struct vmc_dev *vmc, bool starting)
 		buf = vmc_rx_pool_pop(vmc);
 		spin_unlock_irq(&vmc->rx_lock);
 		buf = buf ?: vmc_rx_buf_alloc();
-		if (!buf)
+		if (!buf) {
+			vmc_rx_retry(vmc);
 			break;
+		}
 		spin_lock_irq(&vmc->rx_lock);
 		err = vmc_rx_post(vmc, buf);
 		if (err)
@@ -224,6 +239,20 @@ static bool vmc_rx_refill(struct vmc_dev *vmc, bool starting)
 		posted |= !err;
 	}
 	return posted;
+}
+
+/*
+ * Tops rxq up again after an allocation failed; it re-arms itself while
+ * memory stays short.  It never queues the rx work, so that vmc_del_vqs()
+ * can cancel the rx work, then this.
+ */
+void vmc_rx_retry_work(struct work_struct *work)
+{
+	struct vmc_dev *vmc = container_of(to_delayed_work(work), struct vmc_dev,
+					   rx_retry_work);
+
+	if (vmc_rx_refill(vmc, false))
+		vmc_rx_kick(vmc);
 }
 
 /* Posts receive buffers until rxq is full; called at probe and restore. */

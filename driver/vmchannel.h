@@ -45,6 +45,8 @@
 #define VMC_RX_BUFS		32
 /* Free receive buffers kept for reuse (see transport.c). */
 #define VMC_RX_POOL		8
+/* When rxq lacks buffers and memory ran out, the next try (transport.c). */
+#define VMC_RX_RETRY		(HZ / 10)
 /*
  * rxqueue.c: payloads up to this are copied, longer ones keep their rxq
  * buffer while a channel holds fewer than VMC_RX_KEEP_MAX of them; copies go
@@ -182,6 +184,7 @@ struct vmc_rx_msg {
  * @notifying: kicks under way outside the locks; vmc_del_vqs() waits for 0
  * @tx_wait: senders and pollers waiting for room on @tx_vq or for RUNNING
  * @rx_work: drains @rx_vq
+ * @rx_retry_work: tops @rx_vq up again after memory ran out
  * @config_work: re-reads the channel table after a configuration change
  * @owed_work: sends the messages channels owe (vmc_channel.owed)
  * @table_lock: serialises configuration space access and changes of @channels
@@ -207,6 +210,7 @@ struct vmc_dev {
 	atomic_t notifying;
 	wait_queue_head_t tx_wait;
 	struct work_struct rx_work;
+	struct delayed_work rx_retry_work;
 	struct work_struct config_work;
 	struct delayed_work owed_work;
 	struct mutex table_lock; /* config space and changes of channels */
@@ -339,6 +343,7 @@ void vmc_rx_buf_put(struct vmc_dev *vmc, struct vmc_rx_buf *buf);
 int vmc_rx_fill(struct vmc_dev *vmc);
 void vmc_pools_free(struct vmc_dev *vmc);
 void vmc_rx_work(struct work_struct *work);
+void vmc_rx_retry_work(struct work_struct *work);
 void vmc_rx_done(struct virtqueue *vq);
 void vmc_tx_done(struct virtqueue *vq);
 void vmc_vqs_drain(struct vmc_dev *vmc);
