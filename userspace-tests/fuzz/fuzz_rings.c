@@ -66,8 +66,8 @@ static void ring_start(struct vmc_device *dev, unsigned int q, unsigned int num,
 	if (!vq_map(vq, &dev->vu.mem))
 		abort();
 	vq->last_avail_idx = last_avail;
-	vq->used_idx = le16toh(vq->used->idx);
-	vq->started = vq->enabled = true;
+	vq_start(vq, false);
+	vq->enabled = true;
 }
 
 static int host_connect(void)
