@@ -41,6 +41,7 @@ int main(void)
 	register_device_tests();
 	register_config_file_tests();
 	register_sandbox_tests();
+	register_service_tests();
 
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

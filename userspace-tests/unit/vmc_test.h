@@ -29,5 +29,6 @@ void register_chan_state_tests(void);
 void register_device_tests(void);
 void register_config_file_tests(void);
 void register_sandbox_tests(void);
+void register_service_tests(void);
 
 #endif /* VMC_TEST_H */
