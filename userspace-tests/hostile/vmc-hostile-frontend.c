@@ -52,9 +52,17 @@ static const char *daemon_path;
 static char work_dir[] = "/tmp/vmc-hostile.XXXXXX";
 static char failure[512];
 
+/* How the daemon gets its vhost-user frontend. */
+enum frontend_socket {
+	FRONTEND_PATH,		/* --socket-path: it listens itself */
+	FRONTEND_FD_LISTENING,	/* --fd: a listening socket made for it (systemd, libvirt) */
+	FRONTEND_FD_CONNECTED,	/* --fd: one end of a socketpair, the only connection */
+};
+
 struct daemon {
 	pid_t pid;
 	char sock_path[100], ep_path[100], log_path[100], config_path[100];
+	int frontend_fd;	/* FRONTEND_FD_CONNECTED: our end until a handshake takes it */
 };
 
 /* A guest's view of one split ring, in our RAM. */
@@ -114,10 +122,47 @@ static bool write_file(const char *path, const char *text)
 	return f && !fclose(f) && ok;
 }
 
-static bool daemon_start(struct daemon *d, const char *name)
+/* A listening Unix socket at @path, made as a service manager would. */
+static int unix_listen(const char *path)
 {
-	char notify[16];
-	int pipefd[2];
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0) {
+		fail("listening on %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The daemon's end of its frontend socket for --fd (-1 for --socket-path);
+ * for a socketpair, our end goes to d->frontend_fd.
+ */
+static int frontend_socket_for(struct daemon *d, enum frontend_socket how)
+{
+	int sv[2];
+
+	d->frontend_fd = -1;
+	if (how == FRONTEND_PATH)
+		return -1;
+	if (how == FRONTEND_FD_LISTENING)
+		return unix_listen(d->sock_path);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		fail("socketpair: %s", strerror(errno));
+		return -1;
+	}
+	d->frontend_fd = sv[0];
+	return sv[1];
+}
+
+static bool daemon_start(struct daemon *d, const char *name, enum frontend_socket how)
+{
+	char notify[16], fd_arg[16];
+	int pipefd[2], daemon_fd;
 
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s/%s.vhost", work_dir, name);
 	snprintf(d->ep_path, sizeof(d->ep_path), "%s/t.sock", work_dir);
@@ -126,6 +171,9 @@ static bool daemon_start(struct daemon *d, const char *name)
 	/* Channel t from the file: reload-after-rename reads it again. */
 	if (!write_file(d->config_path, "channel t group=root\n"))
 		return fail("%s: %s", d->config_path, strerror(errno));
+	daemon_fd = frontend_socket_for(d, how);
+	if (how != FRONTEND_PATH && daemon_fd < 0)
+		return false;
 	if (pipe(pipefd) < 0)
 		return fail("pipe: %s", strerror(errno));
 	d->pid = fork();
@@ -144,12 +192,18 @@ static bool daemon_start(struct daemon *d, const char *name)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* no daemon outlives a killed test */
 		dup2(log, STDERR_FILENO);
 		snprintf(notify, sizeof(notify), "%d", pipefd[1]);
-		execl(daemon_path, daemon_path, "--socket-path", d->sock_path, "--endpoint-dir",
+		snprintf(fd_arg, sizeof(fd_arg), "%d", daemon_fd);
+		if (daemon_fd >= 0)
+			fcntl(daemon_fd, F_SETFD, 0);	/* inherited, as from systemd */
+		execl(daemon_path, daemon_path, daemon_fd < 0 ? "--socket-path" : "--fd",
+		      daemon_fd < 0 ? d->sock_path : fd_arg, "--endpoint-dir",
 		      work_dir, "--notify-fd", notify, "--log-level", "info",
 		      "--config", d->config_path, (char *)NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
+	if (daemon_fd >= 0)
+		close(daemon_fd);
 	if (d->pid < 0 || !wait_fd(pipefd[0], POLLIN, TIMEOUT_MS) ||
 	    read(pipefd[0], notify, sizeof(notify)) <= 0) {
 		close(pipefd[0]);
@@ -441,7 +495,12 @@ static bool vu_handshake(struct guest *g, const struct daemon *d)
 {
 	uint64_t features, protocol;
 
-	g->sock = unix_connect(d->sock_path);
+	if (d->frontend_fd >= 0) {
+		g->sock = d->frontend_fd;	/* a socketpair's one connection */
+		((struct daemon *)d)->frontend_fd = -1;
+	} else {
+		g->sock = unix_connect(d->sock_path);
+	}
 	if (g->sock < 0 || !get_u64(g->sock, VU_GET_FEATURES, &features))
 		return false;
 	features &= (1ULL << 32) | (1ULL << VU_F_PROTOCOL_FEATURES);
@@ -1158,20 +1217,48 @@ static bool case_guest_cost(struct daemon *d)
 	return ok && log_has_priorities(d) && round_trip(d);
 }
 
+/* --fd with a listening socket: frontends connect in turn, as with --socket-path. */
+static bool case_fd_listening(struct daemon *d)
+{
+	return round_trip(d) && round_trip(d);
+}
+
+/* --fd with a connected socket: it serves that frontend, then exits 0 when it leaves. */
+static bool case_fd_connected(struct daemon *d)
+{
+	int64_t deadline = now_ms() + TIMEOUT_MS;
+	int status;
+
+	if (!round_trip(d))		/* closes the connection when done */
+		return false;
+	while (waitpid(d->pid, &status, WNOHANG) == 0) {
+		if (now_ms() > deadline)
+			return fail("vmchanneld still runs after its only frontend left");
+		poll(NULL, 0, 10);	/* a child's exit has no descriptor to wait on */
+	}
+	d->pid = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		return fail("vmchanneld ended with status %#x after its frontend left", status);
+	return log_wait(d, "frontend disconnected: exiting");
+}
+
 static const struct {
 	const char *name;
 	bool (*run)(struct daemon *d);
+	enum frontend_socket frontend;
 } cases[] = {
-	{ "ring-resize", case_ring_resize },
-	{ "failed-mem-table", case_failed_mem_table },
-	{ "bad-fds", case_bad_fds },
-	{ "truncated", case_truncated },
-	{ "shrinking-memory", case_shrinking_memory },
-	{ "long-chain", case_long_chain },
-	{ "fd-limit", case_fd_limit },
-	{ "guest-cost", case_guest_cost },
-	{ "reload-after-rename", case_reload_after_rename },
-	{ "reload-retries-failed-add", case_reload_retries_failed_add },
+	{ "ring-resize", case_ring_resize, FRONTEND_PATH },
+	{ "failed-mem-table", case_failed_mem_table, FRONTEND_PATH },
+	{ "bad-fds", case_bad_fds, FRONTEND_PATH },
+	{ "truncated", case_truncated, FRONTEND_PATH },
+	{ "shrinking-memory", case_shrinking_memory, FRONTEND_PATH },
+	{ "long-chain", case_long_chain, FRONTEND_PATH },
+	{ "fd-limit", case_fd_limit, FRONTEND_PATH },
+	{ "guest-cost", case_guest_cost, FRONTEND_PATH },
+	{ "reload-after-rename", case_reload_after_rename, FRONTEND_PATH },
+	{ "reload-retries-failed-add", case_reload_retries_failed_add, FRONTEND_PATH },
+	{ "fd-listening", case_fd_listening, FRONTEND_FD_LISTENING },
+	{ "fd-connected", case_fd_connected, FRONTEND_FD_CONNECTED },
 };
 
 static bool run_case(unsigned int k)
@@ -1180,9 +1267,13 @@ static bool run_case(unsigned int k)
 	bool ok;
 
 	failure[0] = 0;
-	ok = daemon_start(&d, cases[k].name) && cases[k].run(&d);
+	ok = daemon_start(&d, cases[k].name, cases[k].frontend) && cases[k].run(&d);
+	if (d.frontend_fd >= 0)
+		close(d.frontend_fd);
 	if (d.pid > 0)
 		ok = daemon_stop(&d, TIMEOUT_MS) && ok;
+	if (cases[k].frontend == FRONTEND_FD_LISTENING)
+		unlink(d.sock_path);	/* ours: it did not make it */
 	printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", cases[k].name, ok ? "" : ": ",
 	       ok ? "" : failure);
 	if (!ok)
