@@ -214,6 +214,55 @@ static bool shrunk_data_not_delivered(const struct daemon *d)
 	return ok;
 }
 
+/*
+ * Posts @n receive buffers, each across a page boundary: its header in the
+ * last bytes of slot k's page, its payload in slot k + 1's page.
+ */
+static void rx_post_across_pages(struct guest *g, unsigned int n)
+{
+	struct ring *r = &g->rings[VMCHANNEL_VQ_RX];
+
+	while (n--) {
+		uint16_t slot = r->avail_idx % r->num;
+
+		ring_post(r, slot, buf_gpa(VMCHANNEL_VQ_RX, slot + 1) - HDR_SIZE, BUF_SIZE,
+			  VRING_DESC_F_WRITE, 0);
+		ring_publish(r, slot);
+	}
+	kick(r);
+}
+
+/*
+ * Host bytes bound for an rx buffer whose payload the frontend cut off (its
+ * header still in memory): the daemon reads from the host socket straight
+ * into guest memory, and that readv() fails with EFAULT, not SIGBUS.  It
+ * must take that as the guest's fault and drop the frontend, not as the host
+ * program's end of stream, which would tell the guest the host closed.
+ */
+bool case_shrinking_rx_buffers(struct daemon *d)
+{
+	struct guest g = { 0 };
+	bool ok = guest_up(&g, d, false);
+	uint16_t next;
+	int host = -1;
+
+	rx_post_across_pages(&g, 16);
+	ok = ok && tx_send(&g, VMCHANNEL_MSG_OPEN, 9, NULL, 0);
+	kick(&g.rings[VMCHANNEL_VQ_TX]);
+	host = ok ? unix_connect(d->ep_path) : -1;
+	ok = ok && host >= 0 && write(host, "ping", 4) == 4 && rx_expect_data(&g, "ping");
+	/* The next buffer's payload page, and everything after it, goes. */
+	next = used_idx(&g.rings[VMCHANNEL_VQ_RX]) % RING_NUM;
+	if (ok && ftruncate(g.memfd, (off_t)buf_gpa(VMCHANNEL_VQ_RX, next + 1)) < 0)
+		ok = fail("ftruncate: %s", strerror(errno));
+	ok = ok && write(host, "lost", 4) == 4;
+	ok = ok && dropped(g.sock) && log_wait(d, "guest memory faulted");
+	if (host >= 0)
+		close(host);
+	guest_free(&g);
+	return ok && round_trip(d);
+}
+
 /* The frontend shrinks guest memory under the daemon: SIGBUS must not kill it. */
 bool case_shrinking_memory(struct daemon *d)
 {

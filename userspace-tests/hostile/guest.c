@@ -180,7 +180,9 @@ bool rx_expect_data(struct guest *g, const char *want)
 	for (;;) {
 		while (r->used_seen != used_idx(r)) {
 			struct vring_used_elem *u = &r->used->ring[r->used_seen++ % r->num];
-			const uint8_t *buf = g->ram + buf_gpa(VMCHANNEL_VQ_RX, le32toh(u->id));
+			/* Where we put that buffer (the id is the daemon's word: bounded). */
+			uint64_t gpa = le64toh(r->desc[le32toh(u->id) % r->num].addr);
+			const uint8_t *buf = g->ram + gpa;
 			struct vmchannel_hdr hdr;
 
 			memcpy(&hdr, buf, sizeof(hdr));

@@ -136,6 +136,7 @@ bool case_failed_mem_table(struct daemon *d);
 bool case_bad_fds(struct daemon *d);
 bool case_truncated(struct daemon *d);
 bool case_shrinking_memory(struct daemon *d);
+bool case_shrinking_rx_buffers(struct daemon *d);
 bool case_long_chain(struct daemon *d);
 bool case_fd_listening(struct daemon *d);
 bool case_fd_connected(struct daemon *d);

@@ -57,6 +57,7 @@ static const struct {
 	{ "bad-fds", case_bad_fds, FRONTEND_PATH },
 	{ "truncated", case_truncated, FRONTEND_PATH },
 	{ "shrinking-memory", case_shrinking_memory, FRONTEND_PATH },
+	{ "shrinking-rx-buffers", case_shrinking_rx_buffers, FRONTEND_PATH },
 	{ "long-chain", case_long_chain, FRONTEND_PATH },
 	{ "fd-limit", case_fd_limit, FRONTEND_PATH },
 	{ "guest-cost", case_guest_cost, FRONTEND_PATH },
