@@ -118,6 +118,15 @@ static int vmc_probe(struct virtio_device *vdev)
 		dev_err(&vdev->dev, "device has no configuration space\n");
 		return -EINVAL;
 	}
+	/*
+	 * The device is modern only (docs/device-spec.md): its configuration
+	 * is little-endian, a legacy device's the guest's.  A legacy transport,
+	 * e.g. QEMU's virtio-mmio without force-legacy=false, cannot offer it.
+	 */
+	if (!virtio_has_feature(vdev, VIRTIO_F_VERSION_1)) {
+		dev_err(&vdev->dev, "device does not offer VIRTIO_F_VERSION_1 (legacy transport?): not used\n");
+		return -ENODEV;
+	}
 	vmc = kzalloc(sizeof(*vmc), GFP_KERNEL);
 	if (!vmc)
 		return -ENOMEM;
