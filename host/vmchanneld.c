@@ -38,7 +38,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: vmchanneld --socket-path PATH [--endpoint-dir DIR] --channel NAME...\n"
-		"       vmchanneld --socket-path PATH --print-qemu-args [--memory SIZE|none] [--id ID]\n"
+		"       vmchanneld --socket-path PATH --print-qemu-args [--transport pci|mmio]\n"
+		"                  [--memory SIZE|none] [--id ID]\n"
 		"       vmchanneld --print-capabilities\n"
 		"\n"
 		"Serve the vmchannel virtio device to QEMU (>= 10.2) over vhost-user and\n"
@@ -66,6 +67,9 @@ static void usage(FILE *out)
 		"                        started as root: become USER (and its group, or\n"
 		"                        GROUP) once the sockets listen\n"
 		"  --print-qemu-args     print the QEMU options that attach the device\n"
+		"  --transport pci|mmio  its virtio transport for --print-qemu-args:\n"
+		"                        pci (default) or mmio (machines without PCI,\n"
+		"                        e.g. microvm; QEMU >= 10.2)\n"
 		"  --memory SIZE|none    guest memory for --print-qemu-args (default 1G);\n"
 		"                        none: the device only (a second device)\n"
 		"  --id ID               QEMU id of the chardev and device (default vmchannel0)\n"
@@ -86,14 +90,23 @@ static void usage(FILE *out)
 		);
 }
 
-/* @memory NULL: the device only, for a guest that has shared memory already. */
-static void print_qemu_args(const char *socket_path, const char *id, const char *memory)
+/*
+ * @memory NULL: the device only, for a guest that has shared memory already.
+ * @mmio: QEMU's virtio-mmio device rather than the PCI one.  QEMU's
+ * virtio-mmio transports default to the legacy interface (version 1), which
+ * carries feature bits 0-31 only: no VIRTIO_F_VERSION_1, without which the
+ * driver does not take the device, so the modern interface is asked for.
+ */
+static void print_qemu_args(const char *socket_path, const char *id, const char *memory,
+			    bool mmio)
 {
 	printf("-chardev socket,id=%s,path=%s "
-	       "-device vhost-user-test-device-pci,chardev=%s,id=%s,virtio-id=%d,"
+	       "-device vhost-user-test-device%s,chardev=%s,id=%s,virtio-id=%d,"
 	       "num_vqs=%d,config_size=%zu",
-	       id, socket_path, id, id, VIRTIO_ID_VMCHANNEL, VMCHANNEL_NUM_VQS,
-	       sizeof(struct vmchannel_config));
+	       id, socket_path, mmio ? "" : "-pci", id, id, VIRTIO_ID_VMCHANNEL,
+	       VMCHANNEL_NUM_VQS, sizeof(struct vmchannel_config));
+	if (mmio)
+		printf(" -global virtio-mmio.force-legacy=false");
 	if (memory)
 		printf(" -object memory-backend-memfd,id=vmchannel-mem,size=%s,share=on "
 		       "-machine memory-backend=vmchannel-mem -m %s", memory, memory);
@@ -308,7 +321,7 @@ int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
 	       OPT_MEMORY, OPT_ID, OPT_CONFIG, OPT_CAPS, OPT_FAULT, OPT_LOG_LEVEL, OPT_HELP,
-	       OPT_VERSION, OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_SOCKET_GROUP };
+	       OPT_VERSION, OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_SOCKET_GROUP, OPT_TRANSPORT };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -318,6 +331,7 @@ int main(int argc, char **argv)
 		{ "notify-fd", required_argument, NULL, OPT_NOTIFY },
 		{ "print-qemu-args", no_argument, NULL, OPT_QEMU },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "id", required_argument, NULL, OPT_ID },
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "print-capabilities", no_argument, NULL, OPT_CAPS },
@@ -341,7 +355,7 @@ int main(int argc, char **argv)
 	char err[PATH_MAX + 128];
 	unsigned int nnames = 0;
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
-	bool qemu_args = false, sandbox = true;
+	bool qemu_args = false, sandbox = true, mmio = false;
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1, keep_groups[MAX_KEPT_GROUPS];
 	vmc_faults faults = 0;
@@ -355,6 +369,15 @@ int main(int argc, char **argv)
 		case OPT_CHANNEL: names[nnames++] = optarg; break;
 		case OPT_CONTROL: control_path = optarg; break;
 		case OPT_MEMORY: memory = optarg; break;
+		case OPT_TRANSPORT:
+			if (strcmp(optarg, "pci") && strcmp(optarg, "mmio")) {
+				fprintf(stderr, "vmchanneld: --transport is pci or mmio, not '%s'\n",
+					optarg);
+				status = EXIT_USAGE;
+				goto out;
+			}
+			mmio = !strcmp(optarg, "mmio");
+			break;
 		case OPT_ID: qemu_id = optarg; break;
 		case OPT_CONFIG: config_path = optarg; break;
 		case OPT_QEMU: qemu_args = true; break;
@@ -431,7 +454,7 @@ int main(int argc, char **argv)
 			status = EXIT_USAGE;
 			goto out;
 		}
-		print_qemu_args(socket_path, qemu_id, strcmp(memory, "none") ? memory : NULL);
+		print_qemu_args(socket_path, qemu_id, strcmp(memory, "none") ? memory : NULL, mmio);
 		status = 0;
 		goto out;
 	}
