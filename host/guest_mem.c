@@ -135,8 +135,10 @@ static void unmap_all(struct guest_mem *mem)
 {
 	unsigned int i;
 
-	for (i = 0; i < mem->nregions; i++)
+	for (i = 0; i < mem->nregions; i++) {
 		munmap(mem->regions[i].map, mem->regions[i].map_size);
+		close(mem->regions[i].fd);
+	}
 	mem->nregions = 0;
 	mem->faulted = 0;
 }
@@ -199,12 +201,16 @@ static int map_region(struct guest_region *r, const struct guest_region_desc *d,
 	r->gpa = d->gpa;
 	r->size = d->size;
 	r->uaddr = d->uaddr;
+	r->mmap_offset = d->mmap_offset;
+	r->fd = fd;
 	return 0;
 }
 
 /*
  * The new table is mapped whole before the old one goes: on any failure the
- * old mappings (and the rings pointing into them) stay valid.
+ * old mappings (and the rings pointing into them) stay valid.  The files stay
+ * open with their mappings: an upgrade hands them to the new binary, which
+ * cannot inherit a mapping across exec.
  */
 int guest_mem_set(struct guest_mem *mem, const struct guest_region_desc *desc,
 		  const int *fds, unsigned int n)
@@ -223,9 +229,10 @@ int guest_mem_set(struct guest_mem *mem, const struct guest_region_desc *desc,
 		if (!err)
 			fresh.nregions = i + 1;
 	}
-	for (i = 0; i < n; i++)
-		close(fds[i]);
 	if (err) {
+		/* The regions mapped close their files; the others are closed here. */
+		for (i = fresh.nregions; i < n; i++)
+			close(fds[i]);
 		unmap_all(&fresh);
 		return err;
 	}

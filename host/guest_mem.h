@@ -21,6 +21,8 @@ struct guest_region {
 	void *map;		/* mmap() result, covering mmap_offset too */
 	size_t map_size;
 	size_t page_size;	/* of the file: a huge page on hugetlbfs */
+	uint64_t mmap_offset;	/* where in the file the region starts */
+	int fd;			/* the file, kept for an upgrade (upgrade.c) */
 };
 
 struct guest_mem {
@@ -35,7 +37,8 @@ struct guest_region_desc {
 };
 
 /*
- * Maps @n regions from @fds (consumed: closed in every case) in place of the
+ * Maps @n regions from @fds (consumed: kept with the regions, closed on
+ * failure) in place of the
  * current ones; on failure the current ones stay.  Fails (-EIO) unless
  * guest_mem_fault_fd() installed the guard before.  The memory is guarded:
  * a SIGBUS on it (its file shrank) sets @mem->faulted and makes
