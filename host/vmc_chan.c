@@ -311,16 +311,13 @@ void vmc_chan_destroy(struct vmc_chan *ch)
 	chan_free(ch);
 }
 
-int vmc_chan_create(struct vmc_device *dev, const char *name, const char *connect_path,
-		    struct vmc_chan **out)
+struct vmc_chan *vmc_chan_new(struct vmc_device *dev)
 {
 	struct vmc_chan *ch = calloc(1, sizeof(*ch));
-	int err;
 
 	if (!ch)
-		return -ENOMEM;
+		return NULL;
 	ch->dev = dev;
-	ch->id = dev->next_id++;
 	ch->state = CHAN_IDLE;
 	ch->client_fd = -1;
 	ch->client_out_fd = -1;
@@ -330,6 +327,18 @@ int vmc_chan_create(struct vmc_device *dev, const char *name, const char *connec
 	ch->client_out_watch.fd = -1;
 	ch->listen_watch.fd = -1;
 	ch->timer_watch.fd = -1;
+	return ch;
+}
+
+int vmc_chan_create(struct vmc_device *dev, const char *name, const char *connect_path,
+		    struct vmc_chan **out)
+{
+	struct vmc_chan *ch = vmc_chan_new(dev);
+	int err;
+
+	if (!ch)
+		return -ENOMEM;
+	ch->id = dev->next_id++;
 	snprintf(ch->name, sizeof(ch->name), "%s", name);
 	err = vmc_chan_open_endpoint(ch, connect_path);
 	if (err) {

@@ -18,6 +18,13 @@
 /* Creates channel @name, listening in the device's directory or connecting to @connect_path ("-": stdio). */
 int vmc_chan_create(struct vmc_device *dev, const char *name, const char *connect_path,
 		    struct vmc_chan **out);
+/* A channel with nothing open, not in the table yet (an upgrade's restore). */
+struct vmc_chan *vmc_chan_new(struct vmc_device *dev);
+/*
+ * A restored channel's descriptors watched again, its timer armed (a removed
+ * channel's deadline starts again); -1 if they cannot be.
+ */
+int vmc_chan_resume(struct vmc_chan *ch);
 /* Closes everything at once (the daemon exits). */
 void vmc_chan_destroy(struct vmc_chan *ch);
 /* The channel left the table: its bytes still go out, then it is freed. */

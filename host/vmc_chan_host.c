@@ -397,6 +397,25 @@ int vmc_chan_open_endpoint(struct vmc_chan *ch, const char *connect_path)
 	return 0;
 }
 
+int vmc_chan_resume(struct vmc_chan *ch)
+{
+	if (ch->listen_fd >= 0 &&
+	    loop_watch(&ch->listen_watch, ch->listen_fd, 0, chan_accept, ch) < 0)
+		return -1;
+	/* A connection that hung up is read without epoll (chan_client_hung_up). */
+	if (ch->client_fd >= 0 && !ch->client_hup &&
+	    loop_watch(&ch->client_watch, ch->client_fd, 0, chan_client_ready, ch) < 0)
+		return -1;
+	if (ch->client_out_fd >= 0 &&
+	    loop_watch(&ch->client_out_watch, ch->client_out_fd, 0, chan_client_out_ready, ch) < 0)
+		return -1;
+	if (ch->removed)
+		vmc_chan_timer_arm(ch, VMC_REMOVED_DRAIN_SECONDS, 0);
+	/* The interest, and the connect retries, follow from the state as always. */
+	vmc_chan_settle(ch);
+	return 0;
+}
+
 /* Stops listening: the name is free at once for a channel added again. */
 void vmc_chan_close_endpoint(struct vmc_chan *ch)
 {

@@ -9,6 +9,7 @@
 #include <linux/virtio_ring.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config_file.h"
 #include "log.h"
@@ -390,11 +391,8 @@ int vmc_device_remove_channel(struct vmc_device *dev, const char *name)
 	return 0;
 }
 
-int vmc_device_init(struct vmc_device *dev, const char *dir, char **specs,
-		    unsigned int n)
+int vmc_device_setup(struct vmc_device *dev, const char *dir)
 {
-	unsigned int i;
-
 	memset(dev, 0, sizeof(*dev));
 	vu_dev_init(&dev->vu, &vmc_device_ops, dev);
 	dev->generation = 1;
@@ -403,11 +401,66 @@ int vmc_device_init(struct vmc_device *dev, const char *dir, char **specs,
 	TAILQ_INIT(&dev->ready);
 	loop_on_batch_end(device_signal_guest, dev);
 	dev->chans = calloc(VMCHANNEL_MAX_CHANNELS, sizeof(*dev->chans));
-	if (!dev->chans)
+	return dev->chans ? 0 : -1;
+}
+
+int vmc_device_init(struct vmc_device *dev, const char *dir, char **specs,
+		    unsigned int n)
+{
+	unsigned int i;
+
+	if (vmc_device_setup(dev, dir) < 0)
 		return -1;
 	for (i = 0; i < n; i++)
 		if (chan_create(dev, specs[i]) < 0)
 			return -1;
+	return 0;
+}
+
+int vmc_device_adopt(struct vmc_device *dev, struct vmc_chan *ch)
+{
+	if (chan_by_id(dev, ch->id) || (!ch->removed && chan_by_name(dev, ch->name)) ||
+	    (!ch->removed && dev->nchans == VMCHANNEL_MAX_CHANNELS))
+		return -1;
+	if (ch->removed) {
+		/* Appended: the list keeps the order it was saved in. */
+		struct vmc_chan **p = &dev->removed;
+
+		while (*p)
+			p = &(*p)->next_removed;
+		*p = ch;
+	} else {
+		dev->chans[dev->nchans++] = ch;
+	}
+	dev->stdio_taken |= ch->client_out_fd == STDOUT_FILENO;
+	ch->next_by_id = *id_bucket(dev, ch->id);
+	*id_bucket(dev, ch->id) = ch;
+	return 0;
+}
+
+int vmc_device_ready_restore(struct vmc_device *dev, uint32_t id)
+{
+	struct vmc_chan *ch = chan_by_id(dev, id);
+
+	if (!ch || ch->removed || ch->ready)
+		return -1;
+	vmc_ready_add(ch);
+	return 0;
+}
+
+int vmc_device_resume(struct vmc_device *dev)
+{
+	struct vmc_chan *ch, *next;
+	unsigned int i;
+
+	for (i = 0; i < dev->nchans; i++)
+		if (vmc_chan_resume(dev->chans[i]) < 0)
+			return -1;
+	for (ch = dev->removed; ch; ch = next) {
+		next = ch->next_removed;
+		if (vmc_chan_resume(ch) < 0)
+			return -1;
+	}
 	return 0;
 }
 

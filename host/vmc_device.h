@@ -118,6 +118,17 @@ struct vmc_device {
 /* Sets up the device with channels from @specs and their endpoints in @dir. */
 int vmc_device_init(struct vmc_device *dev, const char *dir, char **specs,
 		    unsigned int n);
+/* The device without channels (vmc_device_init() and an upgrade's restore). */
+int vmc_device_setup(struct vmc_device *dev, const char *dir);
+/*
+ * An upgrade's restore (upgrade_state.c): a channel made by vmc_chan_new()
+ * joins the table (or the removed list); -1 if its id or name is taken.
+ * Then the order of channels waiting for rx buffers, and at last every
+ * channel's descriptors watched again.
+ */
+int vmc_device_adopt(struct vmc_device *dev, struct vmc_chan *ch);
+int vmc_device_ready_restore(struct vmc_device *dev, uint32_t id);
+int vmc_device_resume(struct vmc_device *dev);
 /* Closes every endpoint and removes its socket. */
 void vmc_device_fini(struct vmc_device *dev);
 /*

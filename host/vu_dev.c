@@ -157,6 +157,15 @@ static void vu_kick_ready(void *opaque, uint32_t events)
 	dev->ops->queue_kicked(dev->opaque, kick->index);
 }
 
+bool vu_dev_resume_queue(struct vu_dev *dev, unsigned int index)
+{
+	struct vq *vq = &dev->vqs[index];
+
+	return !vq->started || vq->kick_fd < 0 ||
+	       loop_watch(&dev->kicks[index].watch, vq->kick_fd, EPOLLIN, vu_kick_ready,
+			  &dev->kicks[index]) == 0;
+}
+
 /* A queue index from a request; the low byte of a u64 or of a vring state. */
 static struct vq *vu_queue_arg(struct vu_dev *dev, uint32_t index)
 {

@@ -63,6 +63,8 @@ struct vu_dev {
 void vu_dev_init(struct vu_dev *dev, const struct vu_device_ops *ops, void *opaque);
 /* Serves a newly accepted frontend connection. */
 int vu_dev_attach(struct vu_dev *dev, int sock);
+/* An upgrade's restore: a started ring's kick watched again; false on failure. */
+bool vu_dev_resume_queue(struct vu_dev *dev, unsigned int index);
 /* Drops the frontend connection and everything it set up. */
 void vu_dev_detach(struct vu_dev *dev);
 /* Handles one request from the frontend; false when the connection must go. */

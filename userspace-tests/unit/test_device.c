@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "event_loop.h"
+#include "upgrade_state.h"
 #include "vmc_device.h"
 #include "vmc_test.h"
 
@@ -324,6 +325,23 @@ static int linked_channel(uint32_t session)
 	expect(VMCHANNEL_MSG_OPEN, session);
 	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_HOST_CONNECT, session).buf_alloc),
 			VMC_G2H_BUF_SIZE);
+	return host;
+}
+
+/*
+ * A linked session of channel "a" (the first of @names) whose host program
+ * reads slowly: of 64 KiB of guest bytes, most wait in the channel's buffer.
+ */
+static int linked_with_buffered_bytes(char **names, unsigned int n, struct vmc_chan **ch)
+{
+	int host;
+
+	fill_pattern();
+	guest_start(names, n);
+	host = linked_channel(1);
+	*ch = g.dev->chans[0];
+	shrink_daemon_socket(*ch);
+	guest_data(1, 1, pattern, 65536);
 	return host;
 }
 
@@ -1028,12 +1046,7 @@ static void test_direct_write_partial(void)
 	ssize_t n;
 	int host;
 
-	fill_pattern();
-	guest_start(names, 1);
-	host = linked_channel(1);
-	ch = g.dev->chans[0];
-	shrink_daemon_socket(ch);
-	guest_data(1, 1, pattern, 65536);
+	host = linked_with_buffered_bytes(names, 1, &ch);
 	/* Part written from guest memory, the rest copied to the start of the buffer. */
 	CU_ASSERT_TRUE(ch->buf_len > 0 && ch->buf_len < 65536);
 	CU_ASSERT_EQUAL(ch->buf_head, 0);
@@ -1185,6 +1198,229 @@ static void test_lookup_by_id(void)
 	guest_stop();
 }
 
+
+/* ---- the upgrade state ---- */
+
+static struct vmc_config test_config = {
+	.channels = { "a" }, .access = { { 0640, 9 } }, .nchannels = 1,
+};
+
+static const struct upgrade_daemon test_daemon = {
+	.exe_path = "/usr/sbin/vmchanneld", .sandboxed = true,
+	.access = { 0660, (uid_t)-1, 7 },
+	.frontend_listen_fd = -1, .control_listen_fd = -1, .control_client_fd = -1,
+	.endpoint_dir = "/run/vmchannel/vm1", .file_config = &test_config,
+};
+
+/*
+ * What exec does to the old process, without closing a descriptor: its
+ * epoll instance, heap and mappings gone.
+ */
+static void forget_device(struct vmc_device *dev)
+{
+	unsigned int i;
+
+	loop_fini();
+	for (i = 0; i < dev->nchans; i++) {
+		free(dev->chans[i]->buf);
+		free(dev->chans[i]);
+	}
+	free(dev->chans);
+	for (i = 0; i < dev->vu.mem.nregions; i++)
+		munmap(dev->vu.mem.regions[i].map, dev->vu.mem.regions[i].map_size);
+	/* The SIGBUS guard's table must not keep the old memory. */
+	dev->vu.mem.nregions = 0;
+	guest_mem_clear(&dev->vu.mem);
+	free(dev);
+}
+
+/*
+ * A linked session with guest bytes buffered for a slow host program, saved,
+ * checked, and restored into a new device after a simulated exec: every
+ * field the guest and the host program see is the same, the buffered bytes
+ * then reach the host program in order, and the session goes on.
+ */
+static void test_upgrade_round_trip(void)
+{
+	char *names[] = { "a", "b" };
+	static uint8_t got[65536 + 16];
+	static struct vmc_config restored_config;
+	struct upgrade_daemon restored = { .file_config = &restored_config };
+	struct upgrade_state state;
+	struct vmc_device *dev;
+	struct vmc_chan *ch, old;
+	struct vq rx_before;
+	const char *why = NULL;
+	uint32_t off = 0;
+	ssize_t n;
+	int host;
+
+	host = linked_with_buffered_bytes(names, 2, &ch);
+	VMC_ASSERT_FATAL(ch->buf_len > 0 && ch->buf_len < 65536);
+	old = *ch;
+	rx_before = g.dev->vu.vqs[VMCHANNEL_VQ_RX];
+
+	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, &test_daemon, &state) == 0);
+	/* The guest memory, the channel sockets and the connection, no more. */
+	CU_ASSERT_EQUAL(state.nfds, 4);
+	CU_ASSERT_EQUAL(upgrade_state_load(NULL, NULL, state.data, state.len, false, &why), 0);
+
+	forget_device(g.dev);
+	dev = calloc(1, sizeof(*dev));
+	VMC_ASSERT_FATAL(dev && loop_init() == 0 && vmc_device_setup(dev, g.dir) == 0);
+	CU_ASSERT_EQUAL(upgrade_state_load(dev, &restored, state.data, state.len, true, &why), 0);
+	upgrade_state_free(&state);
+	g.dev = dev;
+	VMC_ASSERT_FATAL(dev->nchans == 2 && dev->vu.mem.nregions == 1);
+	g.ram = dev->vu.mem.regions[0].hva;
+	CU_ASSERT_STRING_EQUAL(restored.exe_path, test_daemon.exe_path);
+	CU_ASSERT_EQUAL(restored.access.gid, 7);
+	CU_ASSERT_TRUE(restored.sandboxed);
+	CU_ASSERT_STRING_EQUAL(restored.endpoint_dir, test_daemon.endpoint_dir);
+	CU_ASSERT_PTR_EQUAL(restored.file_config, &restored_config);
+	CU_ASSERT_EQUAL(restored_config.nchannels, 1);
+	CU_ASSERT_STRING_EQUAL(restored_config.channels[0], "a");
+	CU_ASSERT_EQUAL(restored_config.access[0].mode, 0640);
+	CU_ASSERT_EQUAL(restored_config.access[0].gid, 9);
+
+	ch = dev->chans[0];
+	CU_ASSERT_STRING_EQUAL(ch->name, "a");
+	CU_ASSERT_STRING_EQUAL(dev->chans[1]->name, "b");
+	CU_ASSERT_EQUAL(ch->id, old.id);
+	CU_ASSERT_EQUAL(ch->state, CHAN_LINKED);
+	CU_ASSERT_EQUAL(ch->session, 1);
+	CU_ASSERT_EQUAL(ch->client_fd, old.client_fd);
+	CU_ASSERT_EQUAL(ch->listen_fd, old.listen_fd);
+	CU_ASSERT_EQUAL(ch->buf_len, old.buf_len);
+	CU_ASSERT_EQUAL(ch->fwd_cnt, old.fwd_cnt);
+	CU_ASSERT_EQUAL(ch->fwd_reported, old.fwd_reported);
+	CU_ASSERT_EQUAL(ch->connect_sent, old.connect_sent);
+	CU_ASSERT_EQUAL(ch->stats.bytes_from_guest, 65536);
+	CU_ASSERT_EQUAL(ch->stats.host_connections, 1);
+	CU_ASSERT_EQUAL(dev->vu.vqs[VMCHANNEL_VQ_RX].last_avail_idx, rx_before.last_avail_idx);
+	CU_ASSERT_EQUAL(dev->vu.vqs[VMCHANNEL_VQ_RX].used_idx, rx_before.used_idx);
+	CU_ASSERT_EQUAL(dev->vu.vqs[VMCHANNEL_VQ_RX].num, rx_before.num);
+	CU_ASSERT_TRUE(vq_ready(&dev->vu.vqs[VMCHANNEL_VQ_TX]));
+
+	/* The buffered bytes, then new ones, in order. */
+	guest_data(1, 1, "0123456789", 10);
+	while (off < 65536 + 10 && (n = host_read_all(host, got + off, 65536 + 10 - off)) > 0)
+		off += (uint32_t)n;
+	CU_ASSERT_EQUAL(off, 65536 + 10);
+	CU_ASSERT_EQUAL(memcmp(got, pattern, 65536), 0);
+	CU_ASSERT_EQUAL(memcmp(got + 65536, "0123456789", 10), 0);
+	/* And host bytes to the guest. */
+	drain_rx();
+	CU_ASSERT_EQUAL(write(host, "back", 4), 4);
+	settle();
+	CU_ASSERT_EQUAL(guest_recv_data(got, sizeof(got)), 4);
+	CU_ASSERT_EQUAL(memcmp(got, "back", 4), 0);
+	close(host);
+	guest_stop();
+}
+
+/* Loads @state changed by @patch at @offset (a u32); returns the refusal, or NULL. */
+static const char *load_patched(const struct upgrade_state *state, size_t offset, uint32_t patch)
+{
+	static uint8_t copy[1 << 16];
+	const char *why = NULL;
+
+	VMC_ASSERT_FATAL(state->len <= sizeof(copy) && offset + 4 <= state->len);
+	memcpy(copy, state->data, state->len);
+	memcpy(copy + offset, &patch, 4);
+	return upgrade_state_load(NULL, NULL, copy, state->len, false, &why) ? why : NULL;
+}
+
+/* A state saved after @mutate changed the device; returns the refusal, or NULL. */
+static const char *load_mutated(void (*mutate)(struct vmc_device *dev, bool undo))
+{
+	struct upgrade_state state;
+	const char *why = NULL;
+	int err;
+
+	mutate(g.dev, false);
+	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, &test_daemon, &state) == 0);
+	mutate(g.dev, true);
+	err = upgrade_state_load(NULL, NULL, state.data, state.len, false, &why);
+	upgrade_state_free(&state);
+	return err ? why : NULL;
+}
+
+static void id_beyond_next(struct vmc_device *dev, bool undo)
+{
+	dev->chans[1]->id = undo ? 2 : dev->next_id;
+}
+
+static void id_twice(struct vmc_device *dev, bool undo)
+{
+	dev->chans[1]->id = undo ? 2 : 1;
+}
+
+static void bad_state(struct vmc_device *dev, bool undo)
+{
+	dev->chans[1]->state = undo ? CHAN_IDLE : CHAN_GONE;
+}
+
+static void bad_ring_size(struct vmc_device *dev, bool undo)
+{
+	dev->vu.vqs[VMCHANNEL_VQ_TX].num = undo ? TXQ_SIZE : 3;
+}
+
+static void bad_name(struct vmc_device *dev, bool undo)
+{
+	strcpy(dev->chans[1]->name, undo ? "b" : "../b");
+}
+
+static int shared_fd;
+
+static void fd_twice(struct vmc_device *dev, bool undo)
+{
+	if (!undo)
+		shared_fd = dev->chans[1]->listen_fd;
+	dev->chans[1]->listen_fd = undo ? shared_fd : dev->chans[0]->listen_fd;
+}
+
+/* Truncated, longer, another version or format, values out of range: all refused. */
+static void test_upgrade_rejects(void)
+{
+	char *names[] = { "a", "b" };
+	static uint8_t longer[1 << 16];
+	struct upgrade_state state;
+	const char *why = NULL;
+	size_t len;
+
+	guest_start(names, 2);
+	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, &test_daemon, &state) == 0);
+	CU_ASSERT_EQUAL(upgrade_state_load(NULL, NULL, state.data, state.len, false, &why), 0);
+	for (len = 0; len < state.len; len++)
+		if (upgrade_state_load(NULL, NULL, state.data, len, false, &why) == 0)
+			break;
+	CU_ASSERT_EQUAL(len, state.len);
+	VMC_ASSERT_FATAL(state.len < sizeof(longer));
+	memcpy(longer, state.data, state.len);
+	CU_ASSERT_NOT_EQUAL(upgrade_state_load(NULL, NULL, longer, state.len + 1, false, &why), 0);
+	CU_ASSERT_STRING_EQUAL(why, "bytes after the state");
+
+	CU_ASSERT_STRING_EQUAL(load_patched(&state, 0, 0x434d5657), "not a vmchanneld state");
+	CU_ASSERT_STRING_EQUAL(load_patched(&state, 8, htole32(UPGRADE_STATE_VERSION + 1)),
+			       "a state version this binary does not read");
+	/* The fd table's length (at 24) beyond what follows it. */
+	CU_ASSERT_PTR_NOT_NULL(load_patched(&state, 24, htole32(1000)));
+	/* The first descriptor named (the frontend's, after the path and access). */
+	CU_ASSERT_STRING_EQUAL(load_patched(&state, 28 + 4 * state.nfds + 2 +
+					    strlen(test_daemon.exe_path) + 13, htole32(state.nfds)),
+			       "descriptor index beyond the fd table");
+	upgrade_state_free(&state);
+
+	CU_ASSERT_STRING_EQUAL(load_mutated(id_beyond_next), "channel id out of range");
+	CU_ASSERT_STRING_EQUAL(load_mutated(id_twice), "channel id or name repeated");
+	CU_ASSERT_STRING_EQUAL(load_mutated(bad_state), "bad channel state");
+	CU_ASSERT_STRING_EQUAL(load_mutated(bad_ring_size), "bad ring size");
+	CU_ASSERT_STRING_EQUAL(load_mutated(bad_name), "bad channel name");
+	CU_ASSERT_STRING_EQUAL(load_mutated(fd_twice), "a descriptor listed twice in the fd table");
+	guest_stop();
+}
+
 void register_device_tests(void)
 {
 	CU_pSuite s = vmc_add_suite("host device lifecycle");
@@ -1217,4 +1453,10 @@ void register_device_tests(void)
 	vmc_add_test(s, "ready list: a channel that got nothing keeps its place",
 		     test_ready_list_keeps_place);
 	vmc_add_test(s, "lookup of unknown and shared-bucket ids", test_lookup_by_id);
+
+	s = vmc_add_suite("host upgrade state");
+	vmc_add_test(s, "saved, checked, restored after exec: the session goes on",
+		     test_upgrade_round_trip);
+	vmc_add_test(s, "truncated, longer, other versions, out of range: refused",
+		     test_upgrade_rejects);
 }
