@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -73,6 +74,23 @@ static void channel_stats(const char *name)
 	reply("error: no such channel\n");
 }
 
+void (*control_upgrade)(const char *path, char *why, size_t size);
+
+/* upgrade [PATH]: answered by the new binary, or here when it failed. */
+static void upgrade(const char *path)
+{
+	char why[PATH_MAX + 128], answer[PATH_MAX + 160];
+
+	if (!control_upgrade) {
+		reply("error: upgrade is not available\n");
+		return;
+	}
+	control_upgrade(path, why, sizeof(why));
+	log_error("upgrade failed: %s; serving on", why);
+	snprintf(answer, sizeof(answer), "error: upgrade failed: %s\n", why);
+	reply(answer);
+}
+
 static void execute(char *line)
 {
 	char answer[LINE_MAX_LEN * 2];
@@ -89,8 +107,12 @@ static void execute(char *line)
 		channel_stats(arg);
 		return;
 	}
+	if (!strcmp(line, "upgrade")) {
+		upgrade(arg);
+		return;
+	}
 	if ((strcmp(line, "add") && strcmp(line, "remove")) || !arg) {
-		reply("error: commands are add NAME, remove NAME, list, stats NAME\n");
+		reply("error: commands are add NAME, remove NAME, list, stats NAME, upgrade [PATH]\n");
 		return;
 	}
 	if (!channel_name_valid(arg)) {
@@ -161,6 +183,32 @@ static void accept_ready(void *opaque, uint32_t events)
 	}
 	/* One controller at a time; others wait in the backlog. */
 	loop_set_events(&ctl.listen_watch, 0);
+}
+
+void control_fds(int *listen_fd, int *client_fd)
+{
+	*listen_fd = ctl.listen_fd;
+	*client_fd = ctl.client_fd;
+}
+
+int control_resume(const char *path, struct vmc_device *dev, int listen_fd, int client_fd,
+		   const char *answer)
+{
+	ctl.path = path;
+	ctl.dev = dev;
+	if (listen_fd < 0)
+		return 0;
+	ctl.listen_fd = listen_fd;
+	if (loop_watch(&ctl.listen_watch, listen_fd, client_fd < 0 ? EPOLLIN : 0, accept_ready,
+		       NULL) < 0)
+		return -1;
+	if (client_fd < 0)
+		return 0;
+	ctl.client_fd = client_fd;
+	if (loop_watch(&ctl.client_watch, client_fd, EPOLLIN, client_ready, NULL) < 0)
+		return -1;
+	reply(answer);
+	return 0;
 }
 
 int control_init(const char *path, struct vmc_device *dev)

@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <link.h>
 #include <libgen.h>
 #include <limits.h>
 #include <linux/landlock.h>
@@ -142,6 +143,40 @@ static int ll_add_parent(int ruleset, const char *path, uint64_t rights)
 	return ll_add_path(ruleset, dirname(copy), rights);
 }
 
+/* Adds a rule for the directory of each shared object loaded (dl_iterate_phdr). */
+static int library_dir_rule(struct dl_phdr_info *info, size_t size, void *data)
+{
+	int ruleset = *(int *)data;
+
+	(void)size;
+	/* The program itself has no name here, the vDSO no path. */
+	if (info->dlpi_name[0] == '/' &&
+	    ll_add_parent(ruleset, info->dlpi_name,
+			  LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE) < 0)
+		*(int *)data = -1;
+	return 0;
+}
+
+/*
+ * What an upgrade needs (upgrade.h): to run a binary in the directory of
+ * the one running (the package's new version replaces it there), and its
+ * dynamic loader to read the libraries loaded now and its cache.  Nothing
+ * else can be executed or read.
+ */
+static int upgrade_rules(int ruleset, const char *exe_path)
+{
+	int err = ll_add_parent(ruleset, exe_path,
+				LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE);
+	int data = ruleset;
+
+	dl_iterate_phdr(library_dir_rule, &data);
+	if (data < 0)
+		err = -1;
+	if (!access("/etc/ld.so.cache", R_OK))
+		err |= ll_add_path(ruleset, "/etc/ld.so.cache", LANDLOCK_ACCESS_FS_READ_FILE);
+	return err;
+}
+
 /* Returns the Landlock ABI applied, 0 if the kernel has none, -1 on error. */
 static int landlock_enter(const struct sandbox_paths *paths)
 {
@@ -188,6 +223,8 @@ static int landlock_enter(const struct sandbox_paths *paths)
 		if (paths->socket_paths[i])
 			err |= ll_add_parent(ruleset, paths->socket_paths[i],
 					     LANDLOCK_ACCESS_FS_REMOVE_FILE);
+	if (paths->exe_path && paths->exe_path[0])
+		err |= upgrade_rules(ruleset, paths->exe_path);
 #ifdef __SANITIZE_ADDRESS__
 	/* The sanitizers read /proc/self and the binaries for their reports. */
 	err |= ll_add_path(ruleset, "/", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR);
@@ -224,6 +261,17 @@ static const int allowed_syscalls[] = {
 	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall),
 	SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(exit), SCMP_SYS(exit_group),
 	SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
+	/*
+	 * An upgrade (upgrade.h): the state in a memfd, the new binary checked
+	 * in a child (kill only to end one that hangs), then exec.  The new
+	 * binary lives in this filter: its dynamic loader's calls, and what it
+	 * sets up before it serves (event loop, signalfd, signal handlers).
+	 */
+	SCMP_SYS(memfd_create), SCMP_SYS(pipe2), SCMP_SYS(clone), SCMP_SYS(wait4),
+	SCMP_SYS(execve), SCMP_SYS(pread64), SCMP_SYS(arch_prctl), SCMP_SYS(access),
+	SCMP_SYS(faccessat), SCMP_SYS(mprotect), SCMP_SYS(set_tid_address),
+	SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(prlimit64), SCMP_SYS(readlink),
+	SCMP_SYS(epoll_create1), SCMP_SYS(signalfd4), SCMP_SYS(eventfd2), SCMP_SYS(rt_sigaction),
 #ifdef __SANITIZE_ADDRESS__
 	/*
 	 * The ASan/UBSan build (tests only): LeakSanitizer stops the world at
@@ -287,16 +335,30 @@ static void sigsys_handler(int sig, siginfo_t *info, void *context)
 	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 }
 
-static int seccomp_enter(void)
+/* The log line of a forbidden call: names resolved, the handler set. */
+static int sigsys_report(void)
 {
 	struct sigaction sa = { .sa_sigaction = sigsys_handler,
 				.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER };
+
+	name_syscalls();
+	return sigaction(SIGSYS, &sa, NULL);
+}
+
+void sandbox_inherited(void)
+{
+	if (sigsys_report() < 0)
+		log_warn("sandbox: no log line for a forbidden system call: %s", strerror(errno));
+	log_info("sandbox: on, as the binary before the upgrade set it up");
+}
+
+static int seccomp_enter(void)
+{
 	scmp_filter_ctx ctx;
 	unsigned int i;
 	int err = 0;
 
-	name_syscalls();
-	if (sigaction(SIGSYS, &sa, NULL) < 0)
+	if (sigsys_report() < 0)
 		return -1;
 	ctx = seccomp_init(SCMP_ACT_TRAP);
 	if (!ctx)
@@ -310,6 +372,8 @@ static int seccomp_enter(void)
 				SCMP_A1(SCMP_CMP_EQ, FIONREAD));
 	err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
 				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+	err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+				SCMP_A1(SCMP_CMP_EQ, SIGKILL));
 	if (!err)
 		err = seccomp_load(ctx);
 	seccomp_release(ctx);

@@ -15,6 +15,7 @@ struct sandbox_paths {
 	const char *endpoint_dir;	/* channel sockets made and removed at run time */
 	const char *config_path;	/* read again on SIGHUP, or NULL */
 	const char *socket_paths[2];	/* vhost-user and control sockets, removed at exit; or NULL */
+	const char *exe_path;		/* the binary: upgrades run binaries beside it, or "" */
 };
 
 /* Resolves a user or group name (or number) for --user/--group; -1 if unknown. */
@@ -35,5 +36,13 @@ int sandbox_drop_privileges(uid_t uid, gid_t gid, const gid_t *keep, size_t nkee
  * "sandbox: forbidden system call NAME (NR): exiting".  Returns 0 or -1.
  */
 int sandbox_enter(const struct sandbox_paths *paths);
+
+/*
+ * In a binary an upgrade started: the sandbox of the first binary holds (a
+ * process cannot leave it, and stacking one more per upgrade would run into
+ * Landlock's 16 layers); only the log line for a forbidden call, which exec
+ * reset, is set up again.
+ */
+void sandbox_inherited(void);
 
 #endif /* VMC_SANDBOX_H */

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * vmchannelctl: adds, removes and lists the channels of a running vmchanneld,
- * and shows their statistics, through its control socket (vmchanneld
+ * shows their statistics and upgrades it, through its control socket (vmchanneld
  * --control-socket).  See vmchannelctl(1).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,14 @@ static void usage(FILE *out)
 		"       vmchannelctl --control-socket PATH remove NAME\n"
 		"       vmchannelctl --control-socket PATH list\n"
 		"       vmchannelctl --control-socket PATH [--json] stats [NAME]\n"
+		"       vmchannelctl --control-socket PATH upgrade [BINARY]\n"
 		"\n"
 		"Add or remove a channel of a running vmchanneld (the guest sees it appear\n"
 		"or disappear at once), list its channels, one per line, or show the\n"
 		"counters of one channel or of all, one line of KEY=VALUE per channel.\n"
+		"upgrade: vmchanneld hands its state to BINARY (default: the path it was\n"
+		"started from) and runs it in its place, same PID, the VM and the host\n"
+		"programs connected; if BINARY fails its check, the old one serves on.\n"
 		"\n"
 		"  -c, --control-socket PATH  vmchanneld's --control-socket\n"
 		"  --json                     stats as one JSON object\n"
@@ -155,6 +160,60 @@ static int show_stats(int fd, const char *name, bool json, char *answer, size_t 
 	return 0;
 }
 
+/*
+ * Sends @command on a connection of its own; 0 with the answer in @answer
+ * when it is "ok ...", else 1 with the error printed.
+ */
+static int run_command(const char *path, const char *command, char *answer, size_t size)
+{
+	int fd = connect_control(path);
+
+	if (fd < 0)
+		return 1;
+	if (ask(fd, command, answer, size) < 0) {
+		fprintf(stderr, "vmchannelctl: no answer from %s\n", path);
+		close(fd);
+		return 1;
+	}
+	close(fd);
+	if (!answer_ok(answer)) {
+		fprintf(stderr, "vmchannelctl: %s\n", answer);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * upgrade [BINARY]: the answer comes from the new binary (or the old one's
+ * error).  BINARY is made absolute here: vmchanneld has its own directory.
+ */
+static int upgrade(const char *path, const char *binary, char *answer, size_t size)
+{
+	static char command[PATH_MAX + 16];
+	char *resolved = NULL;
+	int status;
+
+	if (binary) {
+		resolved = realpath(binary, NULL);
+		if (!resolved) {
+			fprintf(stderr, "vmchannelctl: %s: %s\n", binary, strerror(errno));
+			return 1;
+		}
+		if (strpbrk(resolved, "\n") || strlen(resolved) >= PATH_MAX) {
+			fprintf(stderr, "vmchannelctl: %s: unusable path\n", binary);
+			free(resolved);
+			return EXIT_USAGE;
+		}
+	}
+	snprintf(command, sizeof(command), "upgrade%s%s", resolved ? " " : "",
+		 resolved ? resolved : "");
+	free(resolved);
+	status = run_command(path, command, answer, size);
+	if (!status)
+		printf("%s\n", answer + 3);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_HELP = 256, OPT_VERSION, OPT_JSON };
@@ -191,6 +250,9 @@ int main(int argc, char **argv)
 	} else if (optind < argc && (!strcmp(argv[optind], "add") || !strcmp(argv[optind], "remove")) &&
 		   argc - optind == 2) {
 		snprintf(command, sizeof(command), "%s %s", argv[optind], argv[optind + 1]);
+	} else if (optind < argc && !strcmp(argv[optind], "upgrade") && argc - optind <= 2 &&
+		   !json) {
+		return upgrade(path, argv[optind + 1], answer, sizeof(answer));
 	} else {
 		usage(stderr);
 		return EXIT_USAGE;
@@ -206,10 +268,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmchannelctl: --json is for stats\n");
 		return EXIT_USAGE;
 	}
-	fd = connect_control(path);
-	if (fd < 0)
-		return 1;
 	if (!command[0]) {
+		fd = connect_control(path);
+		if (fd < 0)
+			return 1;
 		/* stats: what was printed stays printed; an error ends it. */
 		opt = show_stats(fd, argv[optind + 1], json, answer, sizeof(answer));
 		close(fd);
@@ -217,16 +279,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "vmchannelctl: %s\n", answer);
 		return opt < 0 ? 1 : 0;
 	}
-	if (ask(fd, command, answer, sizeof(answer)) < 0) {
-		fprintf(stderr, "vmchannelctl: no answer from %s\n", path);
-		close(fd);
-		return 1;
-	}
-	close(fd);
-	if (!answer_ok(answer)) {
-		fprintf(stderr, "vmchannelctl: %s\n", answer);
-		return 1;
-	}
+	opt = run_command(path, command, answer, sizeof(answer));
+	if (opt)
+		return opt;
 	/* "ok a b c": one name per line. */
 	for (name = strtok(answer + 2, " "); name; name = strtok(NULL, " "))
 		printf("%s\n", name);

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "service.h"
+#include "upgrade.h"
 #include "vmc_device.h"
 
 #define EXIT_USAGE 2
@@ -33,6 +34,11 @@ static struct watch frontend_watch = { .fd = -1 };
 static struct watch signal_watch = { .fd = -1 };
 static const char *config_path;
 static struct vmc_config file_config;	/* as last loaded from config_path */
+static struct upgrade_daemon daemon_state = {
+	.frontend_listen_fd = -1, .control_listen_fd = -1, .control_client_fd = -1,
+};
+static uint8_t *upgrade_data;	/* the state a previous binary handed over, if any */
+static size_t upgrade_len;
 
 static void usage(FILE *out)
 {
@@ -317,6 +323,76 @@ static bool check_specs(char **specs, unsigned int n)
 	return true;
 }
 
+/* "upgrade [PATH]": PATH, or the binary running now. */
+static void upgrade(const char *path, char *why, size_t size)
+{
+	static char running[PATH_MAX];
+
+	/* The state names the binary that will run it; this one, if that fails. */
+	memcpy(running, daemon_state.exe_path, sizeof(running));
+	if (path)
+		snprintf(daemon_state.exe_path, sizeof(daemon_state.exe_path), "%s", path);
+	daemon_state.access = endpoint_default_access;
+	upgrade_run(daemon_state.exe_path, why, size);
+	memcpy(daemon_state.exe_path, running, sizeof(running));
+}
+
+/*
+ * The binary that runs now, the default of the next upgrade: the path it was
+ * started from, so that after a package upgrade replaced the file, "upgrade"
+ * runs the new version.
+ */
+static void find_own_path(void)
+{
+	ssize_t n = readlink("/proc/self/exe", daemon_state.exe_path,
+			     sizeof(daemon_state.exe_path) - 1);
+
+	daemon_state.exe_path[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * Instead of setting up: takes over the device, the descriptors and the
+ * sandbox of the binary that ran before (upgrade.h).
+ */
+static int restore(void)
+{
+	char answer[PATH_MAX + 64];
+	const char *why, *dir = daemon_state.endpoint_dir;
+
+	if (loop_init() < 0 || setup_signals() < 0 || vmc_device_setup(&device, dir) < 0) {
+		log_error("upgrade: event loop setup failed: %s", strerror(errno));
+		return -1;
+	}
+	device.vu.disconnected = frontend_disconnected;
+	daemon_state.file_config = config_path ? &file_config : NULL;
+	if (upgrade_state_load(&device, &daemon_state, upgrade_data, upgrade_len, true, &why) < 0) {
+		log_error("upgrade: cannot restore the state: %s", why);
+		return -1;
+	}
+	free(upgrade_data);
+	upgrade_data = NULL;
+	endpoint_default_access = daemon_state.access;
+	frontend_listen_fd = daemon_state.frontend_listen_fd;
+	/* One frontend at a time: the socket is watched while none is connected. */
+	if (frontend_listen_fd >= 0 &&
+	    loop_watch(&frontend_watch, frontend_listen_fd, device.vu.sock < 0 ? EPOLLIN : 0,
+		       frontend_accept, NULL) < 0)
+		return -1;
+	snprintf(answer, sizeof(answer), "ok upgraded to %s (vmchanneld %s)\n",
+		 daemon_state.exe_path, VMCHANNEL_VERSION);
+	if (control_resume(daemon_state.control_path[0] ? daemon_state.control_path : NULL,
+			   &device, daemon_state.control_listen_fd,
+			   daemon_state.control_client_fd, answer) < 0)
+		return -1;
+	if (daemon_state.sandboxed)
+		sandbox_inherited();
+	log_info("upgrade: vmchanneld %s serving %u channels in %s%s", VMCHANNEL_VERSION,
+		 device.nchans, dir, daemon_state.sandboxed ? ", sandboxed" : "");
+	service_notify("READY=1\nSTATUS=serving %u channels in %s%s (upgraded)", device.nchans,
+		       dir, daemon_state.sandboxed ? ", sandboxed" : "");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
@@ -355,7 +431,8 @@ int main(int argc, char **argv)
 	char err[PATH_MAX + 128];
 	unsigned int nnames = 0;
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
-	bool qemu_args = false, sandbox = true, mmio = false;
+	bool qemu_args = false, sandbox = true, mmio = false, check_only = false;
+	int restoring;
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1, keep_groups[MAX_KEPT_GROUPS];
 	vmc_faults faults = 0;
@@ -458,6 +535,27 @@ int main(int argc, char **argv)
 		status = 0;
 		goto out;
 	}
+	restoring = upgrade_take_state(&upgrade_data, &upgrade_len, &check_only);
+	if (restoring < 0)
+		goto out;
+	if (restoring && check_only) {
+		const char *why;
+
+		status = upgrade_state_load(&device, &daemon_state, upgrade_data, upgrade_len,
+					    false, &why);
+		if (status)
+			log_error("upgrade: refusing the state: %s", why);
+		goto out;
+	}
+	/* Everything set up at start (the file's settings too) comes from the state. */
+	if (restoring) {
+		control_upgrade = upgrade;
+		upgrade_setup(argv, &device, &daemon_state);
+		if (restore() < 0)
+			_exit(1);	/* nothing of what was handed over is undone */
+		listen_fd = frontend_listen_fd;
+		goto serve;
+	}
 	if (config_path) {
 		if (config_load(config_path, &file_config, err, sizeof(err)) < 0) {
 			fprintf(stderr, "vmchanneld: %s\n", err);
@@ -514,6 +612,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	control_upgrade = upgrade;
+	upgrade_setup(argv, &device, &daemon_state);
+	find_own_path();
+	snprintf(daemon_state.endpoint_dir, sizeof(daemon_state.endpoint_dir), "%s", dir);
+	snprintf(daemon_state.control_path, sizeof(daemon_state.control_path), "%s",
+		 control_path ? control_path : "");
+	daemon_state.file_config = config_path ? &file_config : NULL;
 	endpoint_raise_fd_limit();
 	if (loop_init() < 0 || setup_signals() < 0) {
 		log_error("event loop setup failed: %s", strerror(errno));
@@ -533,6 +638,8 @@ int main(int argc, char **argv)
 		listen_fd = -1;
 	}
 	frontend_listen_fd = listen_fd;
+	daemon_state.frontend_listen_fd = listen_fd;
+	daemon_state.sandboxed = sandbox;
 	device.faults = faults;
 	if (faults)
 		log_warn("fault injection on: this device is hostile on purpose");
@@ -547,6 +654,7 @@ int main(int argc, char **argv)
 		config_groups_freeze();
 	if (sandbox && sandbox_enter(&(struct sandbox_paths){
 			.endpoint_dir = dir, .config_path = config_path,
+			.exe_path = daemon_state.exe_path,
 			.socket_paths = { socket_path, control_path } }) < 0)
 		goto out_device;
 	if (notify_fd >= 0) {
@@ -557,6 +665,7 @@ int main(int argc, char **argv)
 	log_info("serving %u channels in %s", nnames, dir);
 	service_notify("READY=1\nSTATUS=serving %u channels in %s%s", nnames, dir,
 		       sandbox ? ", sandboxed" : "");
+serve:
 	status = loop_run() < 0 ? 1 : 0;
 	service_notify("STOPPING=1");
 out_device:
@@ -569,5 +678,6 @@ out_device:
 out:
 	loop_fini();
 	free(names);
+	free(upgrade_data);
 	return status;
 }

@@ -72,7 +72,7 @@ all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64m
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation
            sd_links sd_bindsto sd_agent sd_login
            reopen_slow_reader pause_resume loss_reported concurrent_writers every_eof sd_suspend
-           hotplug_paused legacy_mmio)
+           hotplug_paused legacy_mmio upgrade)
 # The platform: "" for the default q35, else what labels add to the kernel.
 case $machine in
 q35) platform= ;;
@@ -863,6 +863,104 @@ t_sd_login() {
     [[ $out = *"|stopped: success|" ]] || { why="vmchanneld units: $out"; return 1; }
 }
 
+# upgrade_at N: at each of u1's progress marks (every 8 MiB of 64), u2 and
+# u3 may go on past their next mark (lockstep: they cannot finish while u1
+# is at its first marks).  At the 1st and 2nd, with u2 and u3 checked to be
+# mid-stream too, vmchanneld upgrades to its own binary, same PID; at the
+# 3rd, upgrades to a path that does not exist, to a file that cannot run and
+# to a binary that refuses the state (a copy of false) fail, and it serves on.
+upgrade_at() {
+    local out u moved
+    # In a subshell: a stream that already ended would SIGPIPE run.sh.
+    (echo continue >&"$u2_in"; echo continue >&"$u3_in") 2>/dev/null
+    case $1 in
+    1|2)
+        out=$(control stats) || { why="vmchannelctl stats failed"; return 1; }
+        for u in u2 u3; do
+            moved=$(grep "^name=$u " <<<"$out" | sed -n 's/.* bytes_to_host=\([0-9]*\) .*/\1/p')
+            [ "${moved:-0}" -gt 0 ] && [ "$moved" -lt 67108864 ] ||
+                { why="at mark $1, $u had echoed '$moved' bytes: not in the middle"; return 1; }
+        done
+        out=$(control upgrade) && [ "$out" = "upgraded to $work/bin/vmchanneld (vmchanneld $(cat "$TOP/VERSION"))" ] ||
+            { why="upgrade at mark $1: '$out'"; return 1; }
+        upgrades=$((upgrades + 1)) ;;
+    3)
+        for out in "$work/bin/absent" "$work/bin/not-executable" "$work/bin/refuses"; do
+            control upgrade "$out" 2>>"$work/refusals" &&
+                { why="upgrade to $out succeeded"; return 1; }
+        done
+        refusals=$(grep -c 'absent: No such file\|cannot run .*not-executable: Permission denied\|refuses refused the state (exit status 1)' "$work/refusals")
+        [ "$refusals" = 3 ] || { why="refusals: $(tr '\n' '|' <"$work/refusals")"; return 1; } ;;
+    *)
+        return 0 ;;
+    esac
+    [ "$(cat "$work/pids/vmchanneld1.pid")" = "$daemon_pid" ] && kill -0 "$daemon_pid" ||
+        { why="vmchanneld $daemon_pid is gone after mark $1"; return 1; }
+}
+
+# vmchannelctl upgrade in the middle of 64 MiB each way on three channels
+# (the guest's cat echoes what the host sends, on u1, u2 and u3 at once):
+# vmchanneld runs from a directory of its own, $work/bin, upgrades twice and
+# refuses three bad upgrades (upgrade_at) while the streams run.  u2 and u3
+# hold at each of their 8 MiB marks (--sync) until u1 passed as many.  Every
+# stream echoes whole, checked byte by byte; each channel counts one host
+# connection (none dropped) and no loss across the upgrades (the counters
+# travel in the state); the guest's cats end without error.
+t_upgrade() {
+    local bin=$work/bin src=$TOP/host/vmchanneld upgrades=0 refusals=0 daemon_pid u
+    local u2_in u3_in
+    local -a make_args=() pids=()
+    [ "$asan" = 1 ] && src=$TOP/host/asan/vmchanneld make_args=(SANITIZE=1)
+    mkdir -p "$TOP/build"
+    flock -w 600 "$TOP/build/.vm-run.lock" make -s -C "$TOP/host" "${make_args[@]}" >/dev/null 2>&1 ||
+        { why="building vmchanneld failed"; return 1; }
+    rm -rf "$bin" "$work/refusals"
+    mkdir -p "$bin" && cp "$src" "$bin/vmchanneld" && cp /bin/false "$bin/refuses" &&
+        : >"$bin/not-executable" || { why="cannot prepare $bin"; return 1; }
+    local -a extra_channels=(--channel u1 --channel u2 --channel u3)
+    local -a extra_vm_args=(--daemon "$bin/vmchanneld")
+    guest "$1" sh -c 'for u in u1 u2 u3; do (exec 3<>/dev/vmchannel/$u && cat <&3 >&3) & pids="$pids $!"; done
+        status=0; for p in $pids; do wait $p || status=1; done; echo "echo status $status"
+        cat /dev/vmchannel/t'
+    for u in u2 u3; do
+        rm -f "$work/$u.in"
+        mkfifo "$work/$u.in"
+        "$XFER" echo-check --bytes 64M --seed "4${u#u}" --progress 8M --sync --stall 120 \
+            --wait "$WAIT" "$work/ep/$u.sock" <"$work/$u.in" >"$work/$u.out" 2>&1 &
+        pids+=($!)
+        bg_pids+=($!)
+    done
+    exec {u2_in}>"$work/u2.in" {u3_in}>"$work/u3.in"
+    "$XFER" wait --wait "$WAIT" "$work/ep/u1.sock" &&
+        daemon_pid=$(cat "$work/pids/vmchanneld1.pid") || { why="no vmchanneld"; return 1; }
+    echo_stream_with upgrade_at 64M "" u1 8M || { exec {u2_in}>&- {u3_in}>&-; return 1; }
+    exec {u2_in}>&- {u3_in}>&-
+    cp "$work/host.out" "$work/u1.out"
+    for u in 0 1; do
+        bg_wait "${pids[$u]}" || { why="u$((u + 2)): $(tr '\n' ' ' <"$work/u$((u + 2)).out")"; return 1; }
+    done
+    [ "$upgrades" = 2 ] && [ "$refusals" = 3 ] ||
+        { why="$upgrades upgrades, $refusals refusals: the streams ended first"; return 1; }
+    local stats
+    stats=$(control stats) || { why="vmchannelctl stats failed"; return 1; }
+    echo done | socat -u - "UNIX-CONNECT:$work/ep/t.sock"
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    for u in u1 u2 u3; do
+        local sent got line
+        sent=$(hash_of sent "$work/$u.out")
+        got=$(hash_of received "$work/$u.out")
+        [ "${sent%% *}" = bytes=67108864 ] && [ "$sent" = "$got" ] ||
+            { why="$u: sent '$sent', echoed '$got'"; return 1; }
+        line=$(grep "^name=$u " <<<"$stats")
+        for want in bytes_from_guest=67108864 bytes_to_host=67108864 bytes_to_guest=67108864 \
+            host_connections=1 lost_bytes=0 host_errors=0 guest_errors=0; do
+            [[ " $line " = *" $want "* ]] || { why="$u lacks $want: $line"; return 1; }
+        done
+    done
+    expect_output "echo status 0
+done"
+}
+
 # bg_wait PID: waits for a helper started in the background (and listed in
 # bg_pids) and forgets it; returns its status.
 bg_wait() {
@@ -944,17 +1042,18 @@ t_reopen_slow_reader() {
     [ "$second" = tail ] || { why="the second connection got '${second:0:100}', not 'tail'"; return 1; }
 }
 
-# echo_stream_with PROGRESS-ACTION BYTES [--sync]: runs vmc-xfer echo-check on
-# the echo channel in the background and calls PROGRESS-ACTION N at its N-th
-# progress line (every 1 MiB echoed); the stream's outcome goes to
-# $work/host.out.  With --sync, echo-check sends nothing more after a mark
-# until the action has returned (it still reads).
+# echo_stream_with PROGRESS-ACTION BYTES [--sync|"" [CHANNEL [EVERY]]]: runs
+# vmc-xfer echo-check on CHANNEL (default echo) in the background and calls
+# PROGRESS-ACTION N at its N-th progress line (every EVERY, default 1 MiB,
+# echoed); the stream's outcome goes to $work/host.out.  With --sync,
+# echo-check sends nothing more after a mark until the action has returned
+# (it still reads).
 echo_stream_with() {
     local action=$1 bytes=$2 line n=0 fd xfer
     rm -f "$work/xfer.in"
     mkfifo "$work/xfer.in"
-    exec {fd}< <(exec "$XFER" echo-check --bytes "$bytes" --seed 17 --progress 1M --stall 60 \
-        ${3:-} --wait "$WAIT" "$work/ep/echo.sock" 2>&1 <"$work/xfer.in")
+    exec {fd}< <(exec "$XFER" echo-check --bytes "$bytes" --seed 17 --progress "${5:-1M}" --stall 60 \
+        ${3:-} --wait "$WAIT" "$work/ep/${4:-echo}.sock" 2>&1 <"$work/xfer.in")
     xfer=$!
     bg_pids+=("$xfer")
     exec {xfer_in}>"$work/xfer.in"

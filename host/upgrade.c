@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The exec of upgrade.h: the state into a memfd, the new binary's check in
+ * a child, then the exec itself; and the new binary's side, reading the
+ * state back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "log.h"
+#include "upgrade.h"
+
+#define STATE_ENV "VMCHANNELD_UPGRADE_STATE"
+#define CHECK_ENV "VMCHANNELD_UPGRADE_CHECK"
+#define MAX_ENV 512
+
+extern char **environ;
+
+static struct {
+	char **argv;
+	struct vmc_device *dev;
+	struct upgrade_daemon *daemon;
+} up;
+
+void upgrade_setup(char **argv, struct vmc_device *dev, struct upgrade_daemon *daemon)
+{
+	up.argv = argv;
+	up.dev = dev;
+	up.daemon = daemon;
+}
+
+/* The environment of the new binary: ours, with the state's descriptor. */
+static char **make_env(char *state_var, char *check_var)
+{
+	static char *env[MAX_ENV];
+	size_t n = 0, i;
+
+	for (i = 0; environ[i] && n < MAX_ENV - 3; i++)
+		if (strncmp(environ[i], "VMCHANNELD_UPGRADE_", 19))
+			env[n++] = environ[i];
+	env[n++] = state_var;
+	if (check_var)
+		env[n++] = check_var;
+	env[n] = NULL;
+	return env;
+}
+
+/* A memfd holding the state; -1 on failure. */
+static int write_state(const struct upgrade_state *state)
+{
+	size_t done = 0;
+	int fd = memfd_create("vmchanneld-state", MFD_CLOEXEC);
+
+	while (fd >= 0 && done < state->len) {
+		ssize_t n = write(fd, state->data + done, state->len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return fd;
+}
+
+/*
+ * Step 2: the new binary, in a child, checks the state.  Its end of a pipe
+ * stays open until it exits: the pipe's hang-up is the wait, with a deadline.
+ * A child that cannot exec writes the error number into the pipe.
+ */
+static int check_new_binary(const char *path, char **env, char *why, size_t size)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int pipefd[2], status = 0, exec_errno = 0;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		snprintf(why, size, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, size, "fork: %s", strerror(errno));
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		fcntl(pipefd[1], F_SETFD, 0);
+		execve(path, up.argv, env);
+		exec_errno = errno;
+		if (write(pipefd[1], &exec_errno, sizeof(exec_errno)) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	pfd.fd = pipefd[0];
+	while (poll(&pfd, 1, UPGRADE_CHECK_TIMEOUT_MS) < 0 && errno == EINTR)
+		;
+	if (!pfd.revents) {
+		kill(pid, SIGKILL);
+		snprintf(why, size, "%s did not check the state within %d s", path,
+			 UPGRADE_CHECK_TIMEOUT_MS / 1000);
+	} else if (read(pipefd[0], &exec_errno, sizeof(exec_errno)) != sizeof(exec_errno)) {
+		exec_errno = 0;
+	}
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!pfd.revents)
+		return -1;
+	if (exec_errno)
+		snprintf(why, size, "cannot run %s: %s%s", path, strerror(exec_errno),
+			 exec_errno == EACCES ? " (the sandbox runs binaries beside the first one only)" :
+			 "");
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	else if (WIFEXITED(status))
+		snprintf(why, size, "%s refused the state (exit status %d)", path,
+			 WEXITSTATUS(status));
+	else
+		snprintf(why, size, "%s died of signal %d checking the state%s", path,
+			 WTERMSIG(status), WTERMSIG(status) == SIGSYS ?
+			 " (a system call the sandbox forbids)" : "");
+	return -1;
+}
+
+static void set_cloexec(const struct upgrade_state *state, bool on)
+{
+	unsigned int i;
+
+	for (i = 0; i < state->nfds; i++)
+		fcntl(state->fds[i], F_SETFD, on ? FD_CLOEXEC : 0);
+}
+
+void upgrade_run(const char *path, char *why, size_t size)
+{
+	static char state_var[64], check_var[] = CHECK_ENV "=1";
+	struct upgrade_state state;
+	struct stat st;
+	int fd;
+
+	if (path[0] != '/') {
+		snprintf(why, size, "the new binary's path must be absolute");
+		return;
+	}
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(why, size, "%s: %s", path,
+			 S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+		return;
+	}
+	if (up.dev->vu.mem.faulted) {
+		snprintf(why, size, "guest memory faulted: the frontend is being dropped");
+		return;
+	}
+	control_fds(&up.daemon->control_listen_fd, &up.daemon->control_client_fd);
+	if (upgrade_state_save(up.dev, up.daemon, &state) < 0) {
+		snprintf(why, size, "out of memory for the state");
+		return;
+	}
+	fd = write_state(&state);
+	if (fd < 0) {
+		snprintf(why, size, "cannot write the state: %s", strerror(errno));
+		upgrade_state_free(&state);
+		return;
+	}
+	snprintf(state_var, sizeof(state_var), STATE_ENV "=%d", fd);
+	fcntl(fd, F_SETFD, 0);
+	log_info("upgrade: %zu bytes of state, %u descriptors; %s checks them", state.len,
+		 state.nfds, path);
+	if (check_new_binary(path, make_env(state_var, check_var), why, size) == 0) {
+		log_info("upgrade: %s takes over", path);
+		set_cloexec(&state, false);
+		fflush(NULL);
+		execve(path, up.argv, make_env(state_var, NULL));
+		snprintf(why, size, "exec %s: %s", path, strerror(errno));
+		set_cloexec(&state, true);
+	}
+	close(fd);
+	upgrade_state_free(&state);
+}
+
+int upgrade_take_state(uint8_t **data, size_t *len, bool *check_only)
+{
+	const char *var = getenv(STATE_ENV);
+	struct stat st;
+	size_t done = 0;
+	char *end;
+	long fd;
+
+	if (!var)
+		return 0;
+	*check_only = getenv(CHECK_ENV) != NULL;
+	errno = 0;
+	fd = strtol(var, &end, 10);
+	unsetenv(STATE_ENV);
+	unsetenv(CHECK_ENV);
+	if (errno || *end || end == var || fd < 0 || fd > INT32_MAX ||
+	    fstat((int)fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+		log_error("upgrade: " STATE_ENV "=%s is not a state", var);
+		return -1;
+	}
+	*len = (size_t)st.st_size;
+	*data = malloc(*len);
+	if (!*data) {
+		log_error("upgrade: no memory for %zu bytes of state", *len);
+		return -1;
+	}
+	while (done < *len) {
+		ssize_t n = pread((int)fd, *data + done, *len - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("upgrade: reading the state: %s", n ? strerror(errno) : "too short");
+			free(*data);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	close((int)fd);
+	return 1;
+}
