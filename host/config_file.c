@@ -104,17 +104,33 @@ static bool set_path(char *dst, const char *value, const char **why)
  * (Landlock), so once config_groups_freeze() is called a reload knows the
  * names resolved before it only.
  */
-#define KNOWN_GROUPS 64
 static struct {
-	char name[33];
+	char name[CONFIG_GROUP_NAME_SIZE];
 	gid_t gid;
-} known_groups[KNOWN_GROUPS];
+} known_groups[CONFIG_KNOWN_GROUPS];
 static unsigned int nknown_groups;
 static bool groups_frozen;
 
 void config_groups_freeze(void)
 {
 	groups_frozen = true;
+}
+
+const char *config_group_known(unsigned int i, gid_t *gid)
+{
+	if (i >= nknown_groups)
+		return NULL;
+	*gid = known_groups[i].gid;
+	return known_groups[i].name;
+}
+
+bool config_group_remember(const char *name, gid_t gid)
+{
+	if (nknown_groups == CONFIG_KNOWN_GROUPS || strlen(name) >= sizeof(known_groups[0].name))
+		return false;
+	strcpy(known_groups[nknown_groups].name, name);
+	known_groups[nknown_groups++].gid = gid;
+	return true;
 }
 
 static bool group_lookup(const char *name, gid_t *gid)
@@ -131,10 +147,7 @@ static bool group_lookup(const char *name, gid_t *gid)
 	if (!gr)
 		return false;
 	*gid = gr->gr_gid;
-	if (nknown_groups < KNOWN_GROUPS && strlen(name) < sizeof(known_groups[0].name)) {
-		strcpy(known_groups[nknown_groups].name, name);
-		known_groups[nknown_groups++].gid = gr->gr_gid;
-	}
+	config_group_remember(name, gr->gr_gid);
 	return true;
 }
 

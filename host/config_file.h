@@ -58,6 +58,14 @@ int config_load(const char *path, struct vmc_config *cfg, char *err, size_t errl
  * (others must be numbers): called before entering the sandbox.
  */
 void config_groups_freeze(void);
+/*
+ * The group names resolved so far, by index (NULL past the last), and one
+ * more: an upgrade hands them to the new binary, inside the sandbox.
+ */
+#define CONFIG_KNOWN_GROUPS 64
+#define CONFIG_GROUP_NAME_SIZE 33
+const char *config_group_known(unsigned int i, gid_t *gid);
+bool config_group_remember(const char *name, gid_t gid);
 
 /*
  * The mode and group the file gives channel @name's socket; false if it gives

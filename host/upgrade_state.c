@@ -89,8 +89,17 @@ static uint8_t bits(bool b0, bool b1, bool b2, bool b3, bool b4, bool b5, bool b
 
 static void save_config(struct writer *w, const struct vmc_config *cfg)
 {
+	const char *group;
 	unsigned int i;
+	gid_t gid;
 
+	for (i = 0; config_group_known(i, &gid); i++)
+		;
+	put_u32(w, i);
+	for (i = 0; (group = config_group_known(i, &gid)); i++) {
+		put_str(w, group);
+		put_u32(w, gid);
+	}
 	put_u8(w, cfg != NULL);
 	if (!cfg)
 		return;
@@ -319,6 +328,23 @@ static bool bit(uint8_t byte, unsigned int n)
 	return byte >> n & 1;
 }
 
+/* The group names the previous binary resolved: this one cannot read /etc/group. */
+static void load_groups(struct reader *r)
+{
+	unsigned int i, n = get_u32(r);
+	char name[CONFIG_GROUP_NAME_SIZE];
+	gid_t gid;
+
+	if (n > CONFIG_KNOWN_GROUPS)
+		fail(r, "too many group names");
+	for (i = 0; i < n && !r->why; i++) {
+		get_str(r, name, sizeof(name));
+		gid = (gid_t)get_u32(r);
+		if (!r->why && r->apply)
+			config_group_remember(name, gid);
+	}
+}
+
 static void load_config(struct reader *r, struct vmc_config *cfg)
 {
 	char name[VMCHANNEL_NAME_SIZE], path[108];
@@ -326,6 +352,7 @@ static void load_config(struct reader *r, struct vmc_config *cfg)
 	unsigned int i;
 
 	memset(cfg, 0, sizeof(*cfg));
+	load_groups(r);
 	if (!get_u8(r))
 		return;
 	get_str(r, cfg->endpoint_dir, sizeof(cfg->endpoint_dir));

@@ -372,6 +372,7 @@ static int restore(void)
 	free(upgrade_data);
 	upgrade_data = NULL;
 	endpoint_default_access = daemon_state.access;
+	endpoint_access_for = channel_access;
 	frontend_listen_fd = daemon_state.frontend_listen_fd;
 	/* One frontend at a time: the socket is watched while none is connected. */
 	if (frontend_listen_fd >= 0 &&
@@ -384,8 +385,10 @@ static int restore(void)
 			   &device, daemon_state.control_listen_fd,
 			   daemon_state.control_client_fd, answer) < 0)
 		return -1;
-	if (daemon_state.sandboxed)
+	if (daemon_state.sandboxed) {
+		config_groups_freeze();
 		sandbox_inherited();
+	}
 	log_info("upgrade: vmchanneld %s serving %u channels in %s%s", VMCHANNEL_VERSION,
 		 device.nchans, dir, daemon_state.sandboxed ? ", sandboxed" : "");
 	service_notify("READY=1\nSTATUS=serving %u channels in %s%s (upgraded)", device.nchans,
@@ -553,6 +556,7 @@ int main(int argc, char **argv)
 		upgrade_setup(argv, &device, &daemon_state);
 		if (restore() < 0)
 			_exit(1);	/* nothing of what was handed over is undone */
+		device.faults = faults;
 		listen_fd = frontend_listen_fd;
 		goto serve;
 	}
