@@ -82,7 +82,7 @@ static void upgrade(const char *path)
 	char why[PATH_MAX + 128], answer[PATH_MAX + 160];
 
 	if (!control_upgrade) {
-		reply("error: upgrade is not available\n");
+		reply("error: upgrades are off (vmchanneld --no-upgrade)\n");
 		return;
 	}
 	control_upgrade(path, why, sizeof(why));

@@ -24,7 +24,7 @@ int control_resume(const char *path, struct vmc_device *dev, int listen_fd, int 
 		   const char *answer);
 /*
  * Runs "upgrade [PATH]" (upgrade_run(): PATH NULL for the running binary's);
- * returns only on failure, with the reason.  NULL: not available.
+ * returns only on failure, with the reason.  NULL: off (--no-upgrade).
  */
 extern void (*control_upgrade)(const char *path, char *why, size_t size);
 void control_fini(void);

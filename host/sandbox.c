@@ -223,7 +223,7 @@ static int landlock_enter(const struct sandbox_paths *paths)
 		if (paths->socket_paths[i])
 			err |= ll_add_parent(ruleset, paths->socket_paths[i],
 					     LANDLOCK_ACCESS_FS_REMOVE_FILE);
-	if (paths->exe_path && paths->exe_path[0])
+	if (paths->upgrades)
 		err |= upgrade_rules(ruleset, paths->exe_path);
 #ifdef __SANITIZE_ADDRESS__
 	/* The sanitizers read /proc/self and the binaries for their reports. */
@@ -261,17 +261,6 @@ static const int allowed_syscalls[] = {
 	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall),
 	SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(exit), SCMP_SYS(exit_group),
 	SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
-	/*
-	 * An upgrade (upgrade.h): the state in a memfd, the new binary checked
-	 * in a child (kill only to end one that hangs), then exec.  The new
-	 * binary lives in this filter: its dynamic loader's calls, and what it
-	 * sets up before it serves (event loop, signalfd, signal handlers).
-	 */
-	SCMP_SYS(memfd_create), SCMP_SYS(pipe2), SCMP_SYS(clone), SCMP_SYS(wait4),
-	SCMP_SYS(execve), SCMP_SYS(pread64), SCMP_SYS(arch_prctl), SCMP_SYS(access),
-	SCMP_SYS(faccessat), SCMP_SYS(mprotect), SCMP_SYS(set_tid_address),
-	SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(prlimit64), SCMP_SYS(readlink),
-	SCMP_SYS(epoll_create1), SCMP_SYS(signalfd4), SCMP_SYS(eventfd2), SCMP_SYS(rt_sigaction),
 #ifdef __SANITIZE_ADDRESS__
 	/*
 	 * The ASan/UBSan build (tests only): LeakSanitizer stops the world at
@@ -285,6 +274,20 @@ static const int allowed_syscalls[] = {
 	SCMP_SYS(sched_getaffinity), SCMP_SYS(getppid), SCMP_SYS(set_robust_list),
 	SCMP_SYS(rseq), SCMP_SYS(uname),
 #endif
+};
+
+/*
+ * An upgrade (upgrade.h), unless --no-upgrade: the state in a memfd, the new
+ * binary checked in a child (kill, SIGKILL only, ends one that hangs), then
+ * exec.  The new binary lives in this filter: its dynamic loader's calls,
+ * and what it sets up before it serves (event loop, signalfd, handlers).
+ */
+static const int upgrade_syscalls[] = {
+	SCMP_SYS(memfd_create), SCMP_SYS(pipe2), SCMP_SYS(clone), SCMP_SYS(wait4),
+	SCMP_SYS(execve), SCMP_SYS(pread64), SCMP_SYS(arch_prctl), SCMP_SYS(access),
+	SCMP_SYS(faccessat), SCMP_SYS(mprotect), SCMP_SYS(set_tid_address),
+	SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(prlimit64), SCMP_SYS(readlink),
+	SCMP_SYS(epoll_create1), SCMP_SYS(signalfd4), SCMP_SYS(eventfd2), SCMP_SYS(rt_sigaction),
 };
 
 /* Names of system calls by number, resolved before the filter is loaded. */
@@ -352,7 +355,7 @@ void sandbox_inherited(void)
 	log_info("sandbox: on, as the binary before the upgrade set it up");
 }
 
-static int seccomp_enter(void)
+static int seccomp_enter(bool upgrades)
 {
 	scmp_filter_ctx ctx;
 	unsigned int i;
@@ -372,8 +375,11 @@ static int seccomp_enter(void)
 				SCMP_A1(SCMP_CMP_EQ, FIONREAD));
 	err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
 				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
-	err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-				SCMP_A1(SCMP_CMP_EQ, SIGKILL));
+	for (i = 0; upgrades && i < sizeof(upgrade_syscalls) / sizeof(upgrade_syscalls[0]); i++)
+		err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, upgrade_syscalls[i], 0);
+	if (upgrades)
+		err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+					SCMP_A1(SCMP_CMP_EQ, SIGKILL));
 	if (!err)
 		err = seccomp_load(ctx);
 	seccomp_release(ctx);
@@ -391,7 +397,7 @@ int sandbox_enter(const struct sandbox_paths *paths)
 		return -1;
 	}
 	abi = landlock_enter(paths);
-	if (abi < 0 || seccomp_enter() < 0)
+	if (abi < 0 || seccomp_enter(paths->upgrades) < 0)
 		return -1;
 	if (abi)
 		log_info("sandbox: on (seccomp, no new privileges, Landlock ABI %d)", abi);

@@ -15,7 +15,8 @@ struct sandbox_paths {
 	const char *endpoint_dir;	/* channel sockets made and removed at run time */
 	const char *config_path;	/* read again on SIGHUP, or NULL */
 	const char *socket_paths[2];	/* vhost-user and control sockets, removed at exit; or NULL */
-	const char *exe_path;		/* the binary: upgrades run binaries beside it, or "" */
+	const char *exe_path;		/* the binary: upgrades run binaries beside it */
+	bool upgrades;			/* allow what vmchannelctl upgrade needs (upgrade.h) */
 };
 
 /* Resolves a user or group name (or number) for --user/--group; -1 if unknown. */

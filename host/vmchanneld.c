@@ -68,6 +68,8 @@ static void usage(FILE *out)
 		"  --notify-fd FD        write READY=1 to FD once listening, then close it\n"
 		"  --sandbox MODE        on (default: seccomp, Landlock, no new privileges,\n"
 		"                        once set up) or none (for debugging)\n"
+		"  --no-upgrade          refuse vmchannelctl upgrade, and keep the sandbox\n"
+		"                        from allowing what it needs (exec)\n"
 		"  --socket-group GROUP  sockets are group GROUP's, mode 0660 (default: 0600)\n"
 		"  --user USER, --group GROUP\n"
 		"                        started as root: become USER (and its group, or\n"
@@ -400,7 +402,8 @@ int main(int argc, char **argv)
 {
 	enum { OPT_SOCKET = 256, OPT_FD, OPT_DIR, OPT_CHANNEL, OPT_CONTROL, OPT_NOTIFY, OPT_QEMU,
 	       OPT_MEMORY, OPT_ID, OPT_CONFIG, OPT_CAPS, OPT_FAULT, OPT_LOG_LEVEL, OPT_HELP,
-	       OPT_VERSION, OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_SOCKET_GROUP, OPT_TRANSPORT };
+	       OPT_VERSION, OPT_SANDBOX, OPT_USER, OPT_GROUP, OPT_SOCKET_GROUP, OPT_TRANSPORT,
+	       OPT_NO_UPGRADE };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, OPT_SOCKET },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -422,6 +425,7 @@ int main(int argc, char **argv)
 		{ "user", required_argument, NULL, OPT_USER },
 		{ "group", required_argument, NULL, OPT_GROUP },
 		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
+		{ "no-upgrade", no_argument, NULL, OPT_NO_UPGRADE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -434,7 +438,7 @@ int main(int argc, char **argv)
 	char err[PATH_MAX + 128];
 	unsigned int nnames = 0;
 	int listen_fd = -1, notify_fd = -1, opt, status = 1;
-	bool qemu_args = false, sandbox = true, mmio = false, check_only = false;
+	bool qemu_args = false, sandbox = true, mmio = false, check_only = false, upgrades = true;
 	int restoring;
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1, keep_groups[MAX_KEPT_GROUPS];
@@ -472,6 +476,7 @@ int main(int argc, char **argv)
 		case OPT_USER: user = optarg; break;
 		case OPT_GROUP: group = optarg; break;
 		case OPT_SOCKET_GROUP: socket_group = optarg; break;
+		case OPT_NO_UPGRADE: upgrades = false; break;
 #ifdef VMC_FAULT_INJECTION
 		case OPT_FAULT:
 			if (vmc_fault_parse(optarg) < 0) {
@@ -616,7 +621,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	control_upgrade = upgrade;
+	if (upgrades)
+		control_upgrade = upgrade;
 	upgrade_setup(argv, &device, &daemon_state);
 	find_own_path();
 	snprintf(daemon_state.endpoint_dir, sizeof(daemon_state.endpoint_dir), "%s", dir);
@@ -658,7 +664,7 @@ int main(int argc, char **argv)
 		config_groups_freeze();
 	if (sandbox && sandbox_enter(&(struct sandbox_paths){
 			.endpoint_dir = dir, .config_path = config_path,
-			.exe_path = daemon_state.exe_path,
+			.exe_path = daemon_state.exe_path, .upgrades = upgrades,
 			.socket_paths = { socket_path, control_path } }) < 0)
 		goto out_device;
 	if (notify_fd >= 0) {

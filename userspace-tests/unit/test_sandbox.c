@@ -24,17 +24,20 @@
 #include "vmc_test.h"
 
 /* What a sandboxed child does; its exit status is the test's verdict. */
-enum child_action { CHILD_WORKS, CHILD_FORBIDDEN, CHILD_OUTSIDE };
+enum child_action { CHILD_WORKS, CHILD_FORBIDDEN, CHILD_OUTSIDE, CHILD_EXEC };
 
 static char endpoint_dir[64], outside_dir[64], child_log[4096];
 
 /*
- * Runs @action in a sandboxed child; returns its wait status, its stderr in
+ * Runs @action in a sandboxed child, with what upgrades need if @upgrades
+ * (as if the binary were /bin/true); returns its wait status, its stderr in
  * child_log.
  */
-static int run_sandboxed(enum child_action action)
+static int run_sandboxed_with(enum child_action action, bool upgrades)
 {
-	const struct sandbox_paths paths = { .endpoint_dir = endpoint_dir };
+	const struct sandbox_paths paths = { .endpoint_dir = endpoint_dir,
+					     .exe_path = "/bin/true", .upgrades = upgrades };
+	char *const argv[] = { "true", NULL };
 	char path[128];
 	int pipefd[2], status, fd;
 	ssize_t n, got = 0;
@@ -63,6 +66,10 @@ static int run_sandboxed(enum child_action action)
 			snprintf(path, sizeof(path), "%s/file", outside_dir);
 			fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 			_exit(fd < 0 && errno == EACCES ? 0 : 13);
+		case CHILD_EXEC:
+			/* What an upgrade does: a binary beside ours runs, in the sandbox. */
+			execve("/bin/true", argv, environ);
+			_exit(15);
 		}
 		_exit(14);
 	}
@@ -73,6 +80,11 @@ static int run_sandboxed(enum child_action action)
 	close(pipefd[0]);
 	VMC_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
 	return status;
+}
+
+static int run_sandboxed(enum child_action action)
+{
+	return run_sandboxed_with(action, false);
 }
 
 static bool landlock_available(void)
@@ -115,6 +127,27 @@ static void test_sandbox_forbidden_call_kills(void)
 	snprintf(want, sizeof(want),
 		 "vmchanneld: error: sandbox: forbidden system call socket (%d): exiting\n",
 		 SYS_socket);
+	CU_ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
+	CU_ASSERT_PTR_NOT_NULL(strstr(child_log, want));
+}
+
+/*
+ * Upgrades (vmchannelctl upgrade) exec a binary from the running one's
+ * directory: allowed, and the binary runs in the inherited sandbox; with
+ * --no-upgrade, execve is a forbidden call.
+ */
+static void test_sandbox_upgrade_exec(void)
+{
+	char want[128];
+	int status;
+
+	status = run_sandboxed_with(CHILD_EXEC, true);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_PTR_NULL(strstr(child_log, "error"));
+	status = run_sandboxed(CHILD_EXEC);
+	snprintf(want, sizeof(want),
+		 "vmchanneld: error: sandbox: forbidden system call execve (%d): exiting\n",
+		 SYS_execve);
 	CU_ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
 	CU_ASSERT_PTR_NOT_NULL(strstr(child_log, want));
 }
@@ -176,6 +209,8 @@ void register_sandbox_tests(void)
 		     test_sandbox_allows_channels);
 	vmc_add_test(s, "a forbidden system call kills, with a log line",
 		     test_sandbox_forbidden_call_kills);
+	vmc_add_test(s, "upgrades may exec beside the binary; --no-upgrade: not at all",
+		     test_sandbox_upgrade_exec);
 	vmc_add_test(s, "Landlock: nothing made outside the endpoint directory",
 		     test_sandbox_landlock);
 	vmc_add_test(s, "dropping privileges keeps the socket groups",
