@@ -6,12 +6,12 @@
 # "PASS <label> <test>" or "FAIL <label> <test>: why", then "N passed, N failed";
 # the label is the kernel, and "<kernel>/microvm" on --machine microvm.
 #
-#   userspace-tests/e2e/run.sh [--kernel 6.1|6.12]... [--machine q35|microvm]
+#   userspace-tests/e2e/run.sh [--kernel 6.1|6.12|sid]... [--machine q35|microvm]
 #                              [--budget SECS] [--no-asan] [TEST]...
 #
-# A test that cannot apply to the machine (the table cannot_apply below) is
-# not run there; named on the command line, it prints "SKIP <label> <test>:
-# why" and counts neither as passed nor as failed.
+# A test that cannot apply to the machine or the kernel (the table
+# cannot_apply below) is not run there; named on the command line, it prints
+# "SKIP <label> <test>: why" and counts neither as passed nor as failed.
 #
 # vmchanneld runs as its ASan/UBSan build (vm-run --asan) unless --no-asan: a
 # sanitizer report, or vmchanneld exiting badly, fails the test (vm-run exits
@@ -32,21 +32,23 @@ budget=${VMC_E2E_BUDGET:-3600}
 asan=1
 machine=q35
 
-# Tests that cannot apply to a platform (the label's part after the kernel):
-# "<platform> <test glob> <why>".
+# Tests that cannot apply to a platform (the label's part after the kernel) or
+# to a kernel: "<platform or kernel> <test glob> <why>".
 cannot_apply=(
     "microvm unplug microvm has no device unplug (QEMU: \"unplug not supported by microvm\")"
     "microvm sd_* the systemd image boots from a virtio-blk-pci disk (microvm has no PCI; sd_suspend needs q35's S3 too)"
     "q35 legacy_mmio it tests virtio-mmio's legacy interface (q35's device is on PCI)"
+    "sid sd_* the systemd guest is Debian 12, whose DKMS builds the module for 6.1 and 6.12 only"
 )
 
-# why_not_applicable TEST: prints why TEST cannot run on this platform, or fails.
+# why_not_applicable KERNEL TEST: prints why TEST cannot run on KERNEL on this
+# platform, or fails.
 why_not_applicable() {
     local entry key glob
     for entry in "${cannot_apply[@]}"; do
         read -r key glob _ <<<"$entry"
         # shellcheck disable=SC2053 # the glob is a pattern
-        if [ "$key" = "${platform:-q35}" ] && [[ $1 == $glob ]]; then
+        if { [ "$key" = "${platform:-q35}" ] || [ "$key" = "$1" ]; } && [[ $2 == $glob ]]; then
             printf '%s\n' "${entry#"$key $glob "}"
             return 0
         fi
@@ -79,18 +81,22 @@ q35) platform= ;;
 microvm) platform=microvm ;;
 *) echo "run.sh: --machine is q35 or microvm" >&2; exit 2 ;;
 esac
-# Named tests run, or print SKIP; by default those that apply run.
-if [ ${#tests[@]} -eq 0 ]; then
-    for t in "${all_tests[@]}"; do
-        why_not_applicable "$t" >/dev/null || tests+=("$t")
-    done
-fi
+# Named tests run, or print SKIP; by default those that apply run (per kernel,
+# in the loop at the end).
+named_tests=${#tests[@]}
+[ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
 # The systemd guests' image (scripts/systemd-image; minutes when it must be
 # made) is made here, not inside a test, whose host side waits only WAIT
 # seconds for the guest.
-if [[ " ${tests[*]} " == *" sd_"* ]]; then
+needs_image=0
+for kernel in "${kernels[@]}"; do
+    for t in "${tests[@]}"; do
+        [[ $t == sd_* ]] && ! why_not_applicable "$kernel" "$t" >/dev/null && needs_image=1
+    done
+done
+if [ "$needs_image" = 1 ]; then
     "$TOP/scripts/systemd-image" >/dev/null || echo "run.sh: no systemd image: the sd_* tests will fail" >&2
 fi
 
@@ -1279,8 +1285,8 @@ for kernel in "${kernels[@]}"; do
             result "$run_label" "$t" 1 "no such test"
             continue
         fi
-        if why=$(why_not_applicable "$t"); then
-            echo "SKIP $run_label $t: $why"
+        if why=$(why_not_applicable "$kernel" "$t"); then
+            [ "$named_tests" = 0 ] || echo "SKIP $run_label $t: $why"
             continue
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
