@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Differences between the kernels vmchannel supports (Debian's 6.1 and 6.12).
+ * Differences between the kernels vmchannel supports (Debian's 6.1, 6.12 and
+ * unstable's newest, 7.2 today).
  * The only file that may test LINUX_VERSION_CODE; the rest of the driver
  * calls these helpers and keeps upstream spelling.
  */
@@ -32,27 +33,40 @@ static inline struct class *vmc_class_create(const char *name)
 #endif
 }
 
-/* 6.11 replaced the parallel callback and name arrays by virtqueue_info. */
+/*
+ * 6.11 replaced the parallel callback and name arrays of virtio_find_vqs() by
+ * virtqueue_info, which the driver uses; older kernels get the arrays.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
 static inline int vmc_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 			       struct virtqueue *vqs[],
-			       vq_callback_t *callbacks[],
-			       const char * const names[])
+			       struct virtqueue_info vqs_info[])
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
-	struct virtqueue_info info[2];
+	return virtio_find_vqs(vdev, nvqs, vqs, vqs_info, NULL);
+}
+#else
+struct virtqueue_info {
+	const char *name;
+	vq_callback_t *callback;
+	bool ctx;
+};
+
+static inline int vmc_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
+			       struct virtqueue *vqs[],
+			       struct virtqueue_info vqs_info[])
+{
+	vq_callback_t *callbacks[2];
+	const char *names[2];
 	unsigned int i;
 
-	if (nvqs > ARRAY_SIZE(info))
+	if (nvqs > ARRAY_SIZE(callbacks))
 		return -EINVAL;
 	for (i = 0; i < nvqs; i++) {
-		info[i].name = names[i];
-		info[i].callback = callbacks[i];
-		info[i].ctx = false;
+		callbacks[i] = vqs_info[i].callback;
+		names[i] = vqs_info[i].name;
 	}
-	return virtio_find_vqs(vdev, nvqs, vqs, info, NULL);
-#else
 	return virtio_find_vqs(vdev, nvqs, vqs, callbacks, names, NULL);
-#endif
 }
+#endif
 
 #endif /* VMCHANNEL_COMPAT_H */

@@ -44,18 +44,14 @@ static void vmc_config_changed(struct virtio_device *vdev)
 
 static int vmc_init_vqs(struct vmc_dev *vmc)
 {
-	vq_callback_t *callbacks[VMCHANNEL_NUM_VQS] = {
-		[VMCHANNEL_VQ_RX] = vmc_rx_done,
-		[VMCHANNEL_VQ_TX] = vmc_tx_done,
-	};
-	static const char * const names[VMCHANNEL_NUM_VQS] = {
-		[VMCHANNEL_VQ_RX] = "rx",
-		[VMCHANNEL_VQ_TX] = "tx",
+	struct virtqueue_info vqs_info[VMCHANNEL_NUM_VQS] = {
+		[VMCHANNEL_VQ_RX] = { .name = "rx", .callback = vmc_rx_done },
+		[VMCHANNEL_VQ_TX] = { .name = "tx", .callback = vmc_tx_done },
 	};
 	struct virtqueue *vqs[VMCHANNEL_NUM_VQS];
 	int err;
 
-	err = vmc_find_vqs(vmc->vdev, VMCHANNEL_NUM_VQS, vqs, callbacks, names);
+	err = vmc_find_vqs(vmc->vdev, VMCHANNEL_NUM_VQS, vqs, vqs_info);
 	if (err)
 		return err;
 	vmc->rx_vq = vqs[VMCHANNEL_VQ_RX];
