@@ -861,7 +861,8 @@ t_sd_login() {
 "socket /run/vmchannel/vm1.vhost.sock vmchanneld:vmchanneld 660|"\
 "socket /run/vmchannel/vm1/control vmchanneld:vmchanneld 660|"\
 "socket /run/vmchannel/vm1/c1.sock vmchanneld:vmchanneld 660|"\
-"name=c1 state=IDLE host_connected=0|1|state: active|"* ]] ||
+"name=c1 state=IDLE host_connected=0|1|state: active|"\
+"upgraded to /usr/local/bin/vmchanneld|upgrade: same pid|state: active|c1|"* ]] ||
         { why="vmchanneld units: $out"; return 1; }
     exposure=$(sed -n 's/^.*Overall exposure level for vmchanneld@vm1.service: \([0-9.]*\) .*$/\1/p' "$work/guest.out")
     [ -n "$exposure" ] && awk -v e="$exposure" 'BEGIN { exit !(e < 3.0) }' ||

@@ -28,6 +28,13 @@ for i in $(seq 50); do
 done
 journalctl -u "$unit" --no-pager -o cat | grep -c 'SIGHUP without --config'
 echo "state: $(systemctl show -p ActiveState --value "$unit")"
+# vmchannelctl upgrade inside systemd's own filter and hardening: the same
+# MainPID (systemd keeps tracking it), still active, the channel kept.
+vmchannelctl -c /run/vmchannel/vm1/control upgrade | sed 's/ (vmchanneld .*)$//'
+[ "$(systemctl show -p MainPID --value "$unit")" = "$pid" ] && echo "upgrade: same pid" ||
+    echo "upgrade: pid $pid became $(systemctl show -p MainPID --value "$unit")"
+echo "state: $(systemctl show -p ActiveState --value "$unit")"
+vmchannelctl -c /run/vmchannel/vm1/control list
 systemd-analyze security "$unit" | tail -n 1
 systemctl stop "$unit" vmchanneld@vm1.socket
 echo "stopped: $(systemctl show -p Result --value "$unit")"
