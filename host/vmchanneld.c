@@ -34,6 +34,8 @@ static struct watch frontend_watch = { .fd = -1 };
 static struct watch signal_watch = { .fd = -1 };
 static const char *config_path;
 static struct vmc_config file_config;	/* as last loaded from config_path */
+/* Where channel sockets take mode and group: file_config, or a reload's new file as it adds. */
+static const struct vmc_config *access_config = &file_config;
 static struct upgrade_daemon daemon_state = {
 	.frontend_listen_fd = -1, .control_listen_fd = -1, .control_client_fd = -1,
 };
@@ -192,7 +194,11 @@ static void reload_config(void)
 		if (vmc_device_remove_channel(&device, name) < 0)
 			log_error("reload: cannot remove channel %s", name);
 	}
-	/* A channel that could not be added is not recorded: the next reload tries again. */
+	/*
+	 * A channel that could not be added is not recorded: the next reload
+	 * tries again.  Those added take their access from the new file.
+	 */
+	access_config = &fresh;
 	for (i = 0, kept = 0; i < fresh.nchannels; i++) {
 		if (!config_has_channel(&file_config, fresh.channels[i]) &&
 		    vmc_device_add_channel(&device, fresh.channels[i]) < 0) {
@@ -205,6 +211,7 @@ static void reload_config(void)
 		}
 		kept++;
 	}
+	access_config = &file_config;
 	memcpy(file_config.channels, fresh.channels, sizeof(fresh.channels));
 	memcpy(file_config.access, fresh.access, sizeof(fresh.access));
 	file_config.nchannels = kept;
@@ -248,7 +255,7 @@ static void channel_access(const char *path, struct endpoint_access *access)
 		return;
 	memcpy(name, base, len - 5);
 	name[len - 5] = '\0';
-	if (!config_channel_access(&file_config, name, &mode, &gid))
+	if (!config_channel_access(access_config, name, &mode, &gid))
 		return;
 	if (mode)
 		access->mode = mode;

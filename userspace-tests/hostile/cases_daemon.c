@@ -18,13 +18,25 @@ static bool reconfigure(const struct daemon *d, const char *text)
 
 /*
  * SIGHUP after an editor saved the configuration file as editors do (a new
- * file renamed over the old): the sandboxed daemon reads it, and the group
- * name in it resolves (the sandbox cannot read /etc/group).
+ * file renamed over the old): the sandboxed daemon reads it, the group name
+ * in it resolves (the sandbox cannot read /etc/group), and the channel it
+ * adds gets the mode the new file gives it, not the default (0600).
  */
 bool case_reload_after_rename(struct daemon *d)
 {
-	return reconfigure(d, "channel t mode=0660 group=root\n") &&
-	       log_wait(d, "reloaded ") && round_trip(d);
+	char path[128];
+	struct stat st;
+
+	if (!reconfigure(d, "channel t mode=0660 group=root\nchannel added mode=0640\n") ||
+	    !log_wait(d, "reloaded "))
+		return false;
+	snprintf(path, sizeof(path), "%s/added.sock", work_dir);
+	if (stat(path, &st) < 0)
+		return fail("%s: %s", path, strerror(errno));
+	if ((st.st_mode & 07777) != 0640)
+		return fail("the added channel's socket has mode %04o, not 0640",
+			    (unsigned int)(st.st_mode & 07777));
+	return round_trip(d);
 }
 
 /*

@@ -71,7 +71,7 @@ static bool read_channel_id(struct guest *g)
 	    !recv_reply(g->sock, &reply))
 		return false;
 	memcpy(&c, reply.payload.config.region, sizeof(c));
-	if (le16toh(c.num_channels) != 1 || strcmp((char *)c.name, "t"))
+	if (!le16toh(c.num_channels) || strcmp((char *)c.name, "t"))
 		return fail("the configuration shows %u channels, the first \"%.63s\"",
 			    le16toh(c.num_channels), c.name);
 	g->channel_id = le32toh(c.id);
