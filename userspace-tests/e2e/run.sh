@@ -4,11 +4,13 @@
 # End-to-end tests: real Debian guest kernels under QEMU through scripts/vm-run,
 # vmchannel.ko in the guest, vmchanneld on the host.  One line per test,
 # "PASS <label> <test>" or "FAIL <label> <test>: why", then "N passed, N failed";
-# the label is the kernel, and "<kernel>/microvm" on --machine microvm.
+# the label is the kernel, and "<kernel>/microvm" on --machine microvm,
+# "<kernel>/arm64" on --arch arm64 (QEMU's virt machine).
 #
 #   userspace-tests/e2e/run.sh [--kernel 6.1|6.12|sid]... [--machine q35|microvm]
-#                              [--budget SECS] [--no-asan] [TEST]...
+#                              [--arch x86_64|arm64] [--budget SECS] [--no-asan] [TEST]...
 #
+# arm64 runs a core subset by default (arm64_tests below).
 # A test that cannot apply to the machine or the kernel (the table
 # cannot_apply below) is not run there; named on the command line, it prints
 # "SKIP <label> <test>: why" and counts neither as passed nor as failed.
@@ -31,6 +33,7 @@ TIMEOUT=300     # seconds a guest may run
 budget=${VMC_E2E_BUDGET:-3600}
 asan=1
 machine=q35
+arch=x86_64
 
 # Tests that cannot apply to a platform (the label's part after the kernel) or
 # to a kernel: "<platform or kernel> <test glob> <why>".
@@ -39,6 +42,8 @@ cannot_apply=(
     "microvm sd_* the systemd image boots from a virtio-blk-pci disk (microvm has no PCI; sd_suspend needs q35's S3 too)"
     "q35 legacy_mmio it tests virtio-mmio's legacy interface (q35's device is on PCI)"
     "sid sd_* the systemd guest is Debian 12, whose DKMS builds the module for 6.1 and 6.12 only"
+    "arm64 sd_* the systemd image (scripts/systemd-image) is x86_64 only"
+    "arm64 legacy_mmio it tests virtio-mmio's legacy interface (virt's device is on PCI)"
 )
 
 # why_not_applicable KERNEL TEST: prints why TEST cannot run on KERNEL on this
@@ -62,6 +67,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --kernel) kernels+=("$2"); shift 2 ;;
     --machine) machine=$2; shift 2 ;;
+    --arch) arch=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
     --no-asan) asan=0; shift ;;
     *) tests+=("$1"); shift ;;
@@ -69,22 +75,40 @@ while [ $# -gt 0 ]; do
 done
 [[ $budget =~ ^[0-9]+$ ]] || { echo "run.sh: --budget needs seconds" >&2; exit 2; }
 deadline=$((SECONDS + budget))
-[ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
+if [ ${#kernels[@]} -eq 0 ]; then
+    kernels=(6.1 6.12)
+    [ "$arch" = x86_64 ] || kernels=(6.1)       # arm64: the one kernel provisioned
+fi
 all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64mib echo_1mib channels_256 device_reset sighup_reload connect_endpoint stdio_endpoint hotplug sysfs uevents async host_wait signals sessions agent exclusive isolation removal two_devices unplug
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation
            sd_links sd_bindsto sd_agent sd_login
            reopen_slow_reader pause_resume loss_reported concurrent_writers every_eof sd_suspend
            hotplug_paused legacy_mmio upgrade)
+# arm64 guests run under cross-ISA TCG: a core subset that fits make check's
+# time budget, chosen for what differs on arm64 (the driver's endianness,
+# alignment and DMA/cache assumptions, a different PCI host bridge and
+# interrupt controller): the data path both ways, short and 16 MiB (ring
+# and buffer handling), an echo with byte counters (credit accounting), a
+# device reset and a QEMU restart (teardown and a fresh probe), hostile rx
+# messages (header parsing of untrusted bytes), every end of file (the EOF
+# window), QMP stop and cont mid-stream, and 258 channels (the whole
+# configuration window read through config space).
+arm64_tests=(h2g_short g2h_short h2g_16mib g2h_16mib echo_1mib device_reset qemu_restart
+             hostile_rx every_eof pause_resume channels_256)
 # The platform: "" for the default q35, else what labels add to the kernel.
-case $machine in
-q35) platform= ;;
-microvm) platform=microvm ;;
-*) echo "run.sh: --machine is q35 or microvm" >&2; exit 2 ;;
+default_tests=("${all_tests[@]}")
+case $arch/$machine in
+x86_64/q35) platform= ;;
+x86_64/microvm) platform=microvm ;;
+arm64/q35) platform=arm64 default_tests=("${arm64_tests[@]}") ;;  # virt (--machine not given)
+arm64/*) echo "run.sh: arm64 guests run on virt only (no --machine)" >&2; exit 2 ;;
+x86_64/*) echo "run.sh: --machine is q35 or microvm" >&2; exit 2 ;;
+*) echo "run.sh: --arch is x86_64 or arm64" >&2; exit 2 ;;
 esac
 # Named tests run, or print SKIP; by default those that apply run (per kernel,
 # in the loop at the end).
 named_tests=${#tests[@]}
-[ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
+[ ${#tests[@]} -gt 0 ] || tests=("${default_tests[@]}")
 
 make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
 # The systemd guests' image (scripts/systemd-image; minutes when it must be
@@ -158,7 +182,9 @@ guest() {
     [ "$limit" -gt 0 ] || limit=1
     local -a asan_arg=()
     [ "$asan" = 1 ] && asan_arg=(--asan)
-    "$VM_RUN" --kernel "$kernel" --machine "$machine" --timeout "$limit" --endpoint-dir "$work/ep" \
+    local -a platform_args=(--machine "$machine")
+    [ "$arch" = x86_64 ] || platform_args=(--arch "$arch")
+    "$VM_RUN" --kernel "$kernel" "${platform_args[@]}" --timeout "$limit" --endpoint-dir "$work/ep" \
         --pid-dir "$work/pids" "${asan_arg[@]}" \
         --channel t --channel echo "${extra_channels[@]}" "${extra_vm_args[@]}" -- "$@" \
         >"$work/guest.out" 2>&1 </dev/null &
