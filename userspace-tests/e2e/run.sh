@@ -110,7 +110,10 @@ esac
 named_tests=${#tests[@]}
 [ ${#tests[@]} -gt 0 ] || tests=("${default_tests[@]}")
 
-make -s -C "$TOP/userspace-tests/tools" >/dev/null || { echo "FAIL build test tools"; exit 1; }
+# The host's vmchannelctl too: tests drive the daemon with it (vm-run builds
+# only the daemon it runs).
+make -s -C "$TOP/userspace-tests/tools" >/dev/null && make -s -C "$TOP/host" >/dev/null ||
+    { echo "FAIL build test tools and host programs"; exit 1; }
 # The systemd guests' image (scripts/systemd-image; minutes when it must be
 # made) is made here, not inside a test, whose host side waits only WAIT
 # seconds for the guest.
