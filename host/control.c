@@ -80,9 +80,20 @@ void (*control_upgrade)(const char *path, char *why, size_t size);
 static void upgrade(const char *path)
 {
 	char why[PATH_MAX + 128], answer[PATH_MAX + 160];
+	struct ucred peer;
+	socklen_t len = sizeof(peer);
 
 	if (!control_upgrade) {
 		reply("error: upgrades are off (vmchanneld --no-upgrade)\n");
+		return;
+	}
+	/*
+	 * The socket's group (QEMU's user, say) adds and removes channels; only
+	 * root or the daemon's own user may choose the program that replaces it.
+	 */
+	if (getsockopt(ctl.client_fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0 ||
+	    (peer.uid != 0 && peer.uid != geteuid())) {
+		reply("error: upgrade: only root or the daemon's user may upgrade it\n");
 		return;
 	}
 	control_upgrade(path, why, sizeof(why));

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -23,14 +24,49 @@
 #define STATE_ENV "VMCHANNELD_UPGRADE_STATE"
 #define CHECK_ENV "VMCHANNELD_UPGRADE_CHECK"
 #define MAX_ENV 512
+#define ACK_MAGIC "VMCHACK1"
+
+/*
+ * What a checker writes into its pipe once it could restore the state: the
+ * daemon takes over only on this, never on an exit status alone (any program
+ * exits 0).  All fields in the host's byte order.
+ */
+struct upgrade_ack {
+	char magic[8];		/* ACK_MAGIC */
+	uint32_t version;	/* UPGRADE_STATE_VERSION of the checker */
+	uint32_t zero;
+	uint64_t len;		/* of the state it read */
+	uint64_t checksum;	/* state_checksum() of it */
+};
 
 extern char **environ;
 
 static struct {
+	int check_fd;		/* in a checker: where its acknowledgement goes */
 	char **argv;
 	struct vmc_device *dev;
 	struct upgrade_daemon *daemon;
 } up;
+
+/* FNV-1a: the checker proves it read these very bytes. */
+static uint64_t state_checksum(const uint8_t *data, size_t len)
+{
+	uint64_t hash = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		hash = (hash ^ data[i]) * 0x100000001b3ULL;
+	return hash;
+}
+
+static struct upgrade_ack make_ack(const uint8_t *data, size_t len)
+{
+	struct upgrade_ack ack = { .version = UPGRADE_STATE_VERSION, .len = len,
+				   .checksum = state_checksum(data, len) };
+
+	memcpy(ack.magic, ACK_MAGIC, sizeof(ack.magic));
+	return ack;
+}
 
 void upgrade_setup(char **argv, struct vmc_device *dev, struct upgrade_daemon *daemon)
 {
@@ -76,20 +112,65 @@ static int write_state(const struct upgrade_state *state)
 }
 
 /*
- * Step 2: the new binary, in a child, checks the state.  Its end of a pipe
- * stays open until it exits: the pipe's hang-up is the wait, with a deadline.
- * A child that cannot exec writes the error number into the pipe.
+ * Reads what the checker wrote into @fd until it closes the pipe or the
+ * deadline passes: its acknowledgement, or the errno of a failed exec.
+ * Returns the byte count, -1 at the deadline.
  */
-static int check_new_binary(const char *path, char **env, char *why, size_t size)
+static ssize_t read_check_answer(int fd, void *buf, size_t size)
 {
-	struct pollfd pfd = { .events = POLLIN };
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec now, end;
+	size_t done = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += UPGRADE_CHECK_TIMEOUT_MS / 1000;
+	for (;;) {
+		long left_ms;
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left_ms = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (left_ms <= 0)
+			return -1;
+		if (poll(&pfd, 1, (int)left_ms) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (!pfd.revents)
+			continue;
+		n = read(fd, (char *)buf + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (ssize_t)done;
+		done += (size_t)n;
+		if (done == size)
+			return (ssize_t)done;
+	}
+}
+
+/*
+ * Step 2: the new binary, in a child, checks the state and acknowledges it
+ * (struct upgrade_ack) into a pipe whose descriptor it finds in CHECK_ENV.
+ * A child that cannot exec writes the error number into the pipe instead.
+ */
+static int check_new_binary(const char *path, char *state_var, const struct upgrade_state *state,
+			    char *why, size_t size)
+{
+	static char check_var[64];
+	struct upgrade_ack ack, want = make_ack(state->data, state->len);
 	int pipefd[2], status = 0, exec_errno = 0;
+	ssize_t got;
+	char **env;
 	pid_t pid;
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		snprintf(why, size, "pipe: %s", strerror(errno));
 		return -1;
 	}
+	snprintf(check_var, sizeof(check_var), CHECK_ENV "=%d", pipefd[1]);
+	env = make_env(state_var, check_var);
 	pid = fork();
 	if (pid < 0) {
 		snprintf(why, size, "fork: %s", strerror(errno));
@@ -106,34 +187,35 @@ static int check_new_binary(const char *path, char **env, char *why, size_t size
 		_exit(127);
 	}
 	close(pipefd[1]);
-	pfd.fd = pipefd[0];
-	while (poll(&pfd, 1, UPGRADE_CHECK_TIMEOUT_MS) < 0 && errno == EINTR)
-		;
-	if (!pfd.revents) {
+	got = read_check_answer(pipefd[0], &ack, sizeof(ack));
+	if (got < 0)
 		kill(pid, SIGKILL);
-		snprintf(why, size, "%s did not check the state within %d s", path,
-			 UPGRADE_CHECK_TIMEOUT_MS / 1000);
-	} else if (read(pipefd[0], &exec_errno, sizeof(exec_errno)) != sizeof(exec_errno)) {
-		exec_errno = 0;
-	}
 	close(pipefd[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (!pfd.revents)
+	if (got < 0) {
+		snprintf(why, size, "%s did not check the state within %d s", path,
+			 UPGRADE_CHECK_TIMEOUT_MS / 1000);
 		return -1;
-	if (exec_errno)
+	}
+	if (got == sizeof(exec_errno) && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		memcpy(&exec_errno, &ack, sizeof(exec_errno));
 		snprintf(why, size, "cannot run %s: %s%s", path, strerror(exec_errno),
 			 exec_errno == EACCES ? " (the sandbox runs binaries beside the first one only)" :
 			 "");
-	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	else if (WIFEXITED(status))
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		if (got == sizeof(ack) && !memcmp(&ack, &want, sizeof(ack)))
+			return 0;
+		snprintf(why, size, "%s exited without acknowledging the state (not a vmchanneld "
+			 "that reads state version %u?)", path, UPGRADE_STATE_VERSION);
+	} else if (WIFEXITED(status)) {
 		snprintf(why, size, "%s refused the state (exit status %d)", path,
 			 WEXITSTATUS(status));
-	else
+	} else {
 		snprintf(why, size, "%s died of signal %d checking the state%s", path,
 			 WTERMSIG(status), WTERMSIG(status) == SIGSYS ?
 			 " (a system call the sandbox forbids)" : "");
+	}
 	return -1;
 }
 
@@ -147,7 +229,7 @@ static void set_cloexec(const struct upgrade_state *state, bool on)
 
 void upgrade_run(const char *path, char *why, size_t size)
 {
-	static char state_var[64], check_var[] = CHECK_ENV "=1";
+	static char state_var[64];
 	struct upgrade_state state;
 	struct stat st;
 	int fd;
@@ -180,7 +262,7 @@ void upgrade_run(const char *path, char *why, size_t size)
 	fcntl(fd, F_SETFD, 0);
 	log_info("upgrade: %zu bytes of state, %u descriptors; %s checks them", state.len,
 		 state.nfds, path);
-	if (check_new_binary(path, make_env(state_var, check_var), why, size) == 0) {
+	if (check_new_binary(path, state_var, &state, why, size) == 0) {
 		log_info("upgrade: %s takes over", path);
 		set_cloexec(&state, false);
 		fflush(NULL);
@@ -194,7 +276,7 @@ void upgrade_run(const char *path, char *why, size_t size)
 
 int upgrade_take_state(uint8_t **data, size_t *len, bool *check_only)
 {
-	const char *var = getenv(STATE_ENV);
+	const char *var = getenv(STATE_ENV), *check_var = getenv(CHECK_ENV);
 	struct stat st;
 	size_t done = 0;
 	char *end;
@@ -202,7 +284,8 @@ int upgrade_take_state(uint8_t **data, size_t *len, bool *check_only)
 
 	if (!var)
 		return 0;
-	*check_only = getenv(CHECK_ENV) != NULL;
+	*check_only = check_var != NULL;
+	up.check_fd = check_var ? atoi(check_var) : -1;
 	errno = 0;
 	fd = strtol(var, &end, 10);
 	unsetenv(STATE_ENV);
@@ -232,4 +315,15 @@ int upgrade_take_state(uint8_t **data, size_t *len, bool *check_only)
 	}
 	close((int)fd);
 	return 1;
+}
+
+int upgrade_acknowledge(const uint8_t *data, size_t len)
+{
+	struct upgrade_ack ack = make_ack(data, len);
+
+	if (write(up.check_fd, &ack, sizeof(ack)) != sizeof(ack)) {
+		log_error("upgrade: cannot acknowledge the state: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }

@@ -6,11 +6,14 @@
  *
  * 1. The state (upgrade_state.h) is written to a memfd.
  * 2. The new binary checks it first, in a child: the same command line, the
- *    state's descriptor in $VMCHANNELD_UPGRADE_STATE and
- *    $VMCHANNELD_UPGRADE_CHECK=1; it exits 0 when it can restore that state.
- *    A missing or broken binary, one that does not read this state version,
- *    crashes or takes longer than UPGRADE_CHECK_TIMEOUT_MS fails the upgrade
- *    here, and the running daemon carries on as before.
+ *    state's descriptor in $VMCHANNELD_UPGRADE_STATE and a pipe's in
+ *    $VMCHANNELD_UPGRADE_CHECK; when it can restore that state, it writes an
+ *    acknowledgement into the pipe (magic, state version, length and
+ *    checksum of the state it read: upgrade_acknowledge()) and exits 0.
+ *    A missing or broken binary, one that does not acknowledge this state
+ *    (any program that merely exits 0), crashes or takes longer than
+ *    UPGRADE_CHECK_TIMEOUT_MS fails the upgrade here, and the running daemon
+ *    carries on as before.
  * 3. The descriptors of the state's fd table lose close-on-exec (only
  *    they), and the process execs the new binary with the state's descriptor
  *    in $VMCHANNELD_UPGRADE_STATE: it restores the state instead of setting
@@ -44,5 +47,10 @@ void upgrade_run(const char *path, char *why, size_t size);
  * *@check_only set for the check of step 2; -1 with a logged reason.
  */
 int upgrade_take_state(uint8_t **data, size_t *len, bool *check_only);
+/*
+ * In the check of step 2, once the state (@data, @len) proved restorable:
+ * tells the running daemon so.  0, or -1 with a logged reason.
+ */
+int upgrade_acknowledge(const uint8_t *data, size_t len);
 
 #endif /* VMC_UPGRADE_H */

@@ -560,6 +560,8 @@ int main(int argc, char **argv)
 					    false, &why);
 		if (status)
 			log_error("upgrade: refusing the state: %s", why);
+		else
+			status = upgrade_acknowledge(upgrade_data, upgrade_len) ? 1 : 0;
 		goto out;
 	}
 	/* Everything set up at start (the file's settings too) comes from the state. */

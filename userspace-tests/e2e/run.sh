@@ -903,8 +903,9 @@ t_sd_login() {
 # u3 may go on past their next mark (lockstep: they cannot finish while u1
 # is at its first marks).  At the 1st and 2nd, with u2 and u3 checked to be
 # mid-stream too, vmchanneld upgrades to its own binary, same PID; at the
-# 3rd, upgrades to a path that does not exist, to a file that cannot run and
-# to a binary that refuses the state (a copy of false) fail, and it serves on.
+# 3rd, upgrades to a path that does not exist, to a file that cannot run, to
+# a binary that refuses the state (a copy of false) and to one that exits 0
+# without acknowledging it (a copy of true) fail, and it serves on.
 upgrade_at() {
     local out u moved
     # In a subshell: a stream that already ended would SIGPIPE run.sh.
@@ -921,12 +922,13 @@ upgrade_at() {
             { why="upgrade at mark $1: '$out'"; return 1; }
         upgrades=$((upgrades + 1)) ;;
     3)
-        for out in "$work/bin/absent" "$work/bin/not-executable" "$work/bin/refuses"; do
+        for out in "$work/bin/absent" "$work/bin/not-executable" "$work/bin/refuses" \
+                   "$work/bin/exits-0"; do
             control upgrade "$out" 2>>"$work/refusals" &&
                 { why="upgrade to $out succeeded"; return 1; }
         done
-        refusals=$(grep -c 'absent: No such file\|cannot run .*not-executable: Permission denied\|refuses refused the state (exit status 1)' "$work/refusals")
-        [ "$refusals" = 3 ] || { why="refusals: $(tr '\n' '|' <"$work/refusals")"; return 1; } ;;
+        refusals=$(grep -c 'absent: No such file\|cannot run .*not-executable: Permission denied\|refuses refused the state (exit status 1)\|exits-0 exited without acknowledging the state' "$work/refusals")
+        [ "$refusals" = 4 ] || { why="refusals: $(tr '\n' '|' <"$work/refusals")"; return 1; } ;;
     *)
         return 0 ;;
     esac
@@ -937,7 +939,7 @@ upgrade_at() {
 # vmchannelctl upgrade in the middle of 64 MiB each way on three channels
 # (the guest's cat echoes what the host sends, on u1, u2 and u3 at once):
 # vmchanneld runs from a directory of its own, $work/bin, upgrades twice and
-# refuses three bad upgrades (upgrade_at) while the streams run.  u2 and u3
+# refuses four bad upgrades (upgrade_at) while the streams run.  u2 and u3
 # hold at each of their 8 MiB marks (--sync) until u1 passed as many.  Every
 # stream echoes whole, checked byte by byte; each channel counts one host
 # connection (none dropped) and no loss across the upgrades (the counters
@@ -952,6 +954,7 @@ t_upgrade() {
         { why="building vmchanneld failed"; return 1; }
     rm -rf "$bin" "$work/refusals"
     mkdir -p "$bin" && cp "$src" "$bin/vmchanneld" && cp /bin/false "$bin/refuses" &&
+        cp /bin/true "$bin/exits-0" &&
         : >"$bin/not-executable" || { why="cannot prepare $bin"; return 1; }
     local -a extra_channels=(--channel u1 --channel u2 --channel u3)
     local -a extra_vm_args=(--daemon "$bin/vmchanneld")
@@ -975,7 +978,7 @@ t_upgrade() {
     for u in 0 1; do
         bg_wait "${pids[$u]}" || { why="u$((u + 2)): $(tr '\n' ' ' <"$work/u$((u + 2)).out")"; return 1; }
     done
-    [ "$upgrades" = 2 ] && [ "$refusals" = 3 ] ||
+    [ "$upgrades" = 2 ] && [ "$refusals" = 4 ] ||
         { why="$upgrades upgrades, $refusals refusals: the streams ended first"; return 1; }
     local stats
     stats=$(control stats) || { why="vmchannelctl stats failed"; return 1; }

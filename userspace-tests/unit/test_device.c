@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +19,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "event_loop.h"
+#include "upgrade.h"
 #include "upgrade_state.h"
 #include "vmc_device.h"
 #include "vmc_test.h"
@@ -1381,6 +1386,123 @@ static void fd_twice(struct vmc_device *dev, bool undo)
 }
 
 /* Truncated, longer, another version or format, values out of range: all refused. */
+/*
+ * /bin/true "checks" any state: exit 0 alone must not let it replace the
+ * daemon.  In a child, as the exec would replace the test process: the
+ * child's exit status 3 says upgrade_run() returned, with the reason.
+ */
+static void test_upgrade_needs_ack(void)
+{
+	char *names[] = { "a" }, *argv[] = { "/bin/true", NULL };
+	char why[512] = "";
+	int pipefd[2], status = 0;
+	ssize_t n;
+	pid_t pid;
+
+	guest_start(names, 1);
+	VMC_ASSERT_FATAL(pipe(pipefd) == 0);
+	pid = fork();
+	VMC_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct upgrade_daemon daemon = test_daemon;
+
+		upgrade_setup(argv, g.dev, &daemon);
+		upgrade_run("/bin/true", why, sizeof(why));
+		n = write(pipefd[1], why, strlen(why));
+		_exit(n > 0 ? 3 : 4);
+	}
+	close(pipefd[1]);
+	n = read(pipefd[0], why, sizeof(why) - 1);
+	close(pipefd[0]);
+	why[n > 0 ? n : 0] = '\0';
+	VMC_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "/bin/true exited without acknowledging the state"));
+	guest_stop();
+}
+
+static bool fake_upgrade_ran;
+
+static void fake_upgrade(const char *path, char *why, size_t size)
+{
+	(void)path;
+	fake_upgrade_ran = true;
+	snprintf(why, size, "fake");
+}
+
+/* Sends "upgrade /x" on the control socket at @path; the answer's first line. */
+static void ask_upgrade(const char *path, char *answer, size_t size)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	ssize_t n = -1;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+	    write(fd, "upgrade /x\n", 11) == 11)
+		n = read(fd, answer, size - 1);
+	answer[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Serves the control socket until child @pid exits (10 s at most); its status. */
+static int serve_until_exit(pid_t pid)
+{
+	int status = -1, rounds;
+
+	for (rounds = 0; rounds < 100 && waitpid(pid, &status, WNOHANG) == 0; rounds++)
+		loop_dispatch(100);
+	if (rounds == 100) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	return status;
+}
+
+/*
+ * The control socket's group may add and remove channels, not choose the
+ * program that replaces the daemon: "upgrade" from another user (nobody,
+ * in a child) is refused before anything runs; from root it goes ahead.
+ */
+static void test_upgrade_only_root_or_own_user(void)
+{
+	char *names[] = { "a" }, path[64], answer[256];
+	int status;
+	pid_t pid;
+
+	guest_start(names, 1);
+	snprintf(path, sizeof(path), "%s/control", g.dir);
+	VMC_ASSERT_FATAL(control_init(path, g.dev) == 0);
+	VMC_ASSERT_FATAL(chmod(g.dir, 0711) == 0 && chmod(path, 0666) == 0);
+	control_upgrade = fake_upgrade;
+	fake_upgrade_ran = false;
+	pid = fork();
+	VMC_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(2);
+		ask_upgrade(path, answer, sizeof(answer));
+		_exit(strcmp(answer, "error: upgrade: only root or the daemon's user may "
+			     "upgrade it\n") ? 1 : 0);
+	}
+	status = serve_until_exit(pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_FALSE(fake_upgrade_ran);
+
+	pid = fork();
+	VMC_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		ask_upgrade(path, answer, sizeof(answer));
+		_exit(strcmp(answer, "error: upgrade failed: fake\n") ? 1 : 0);
+	}
+	status = serve_until_exit(pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	control_upgrade = NULL;
+	control_fini();
+	guest_stop();
+}
+
 static void test_upgrade_rejects(void)
 {
 	char *names[] = { "a", "b" };
@@ -1453,6 +1575,11 @@ void register_device_tests(void)
 	vmc_add_test(s, "ready list: a channel that got nothing keeps its place",
 		     test_ready_list_keeps_place);
 	vmc_add_test(s, "lookup of unknown and shared-bucket ids", test_lookup_by_id);
+
+	vmc_add_test(s, "upgrade: a program that exits 0 without acknowledging does not take over",
+		     test_upgrade_needs_ack);
+	vmc_add_test(s, "upgrade: only root or the daemon's own user may ask for it",
+		     test_upgrade_only_root_or_own_user);
 
 	s = vmc_add_suite("host upgrade state");
 	vmc_add_test(s, "saved, checked, restored after exec: the session goes on",
