@@ -652,6 +652,12 @@ int upgrade_state_load(struct vmc_device *dev, struct upgrade_daemon *daemon,
 		return -1;
 	}
 	if (apply) {
+		/*
+		 * The exec cleared close-on-exec on these: set it back, so that
+		 * the next upgrade's checker gets the state and its pipe only.
+		 */
+		for (i = 0; i < r.nfds; i++)
+			fcntl(r.fds[i], F_SETFD, FD_CLOEXEC);
 		d.file_config = daemon->file_config;
 		if (d.file_config)
 			*d.file_config = loaded_config;

@@ -1257,6 +1257,7 @@ static void test_upgrade_round_trip(void)
 	struct vq rx_before;
 	const char *why = NULL;
 	uint32_t off = 0;
+	unsigned int i;
 	ssize_t n;
 	int host;
 
@@ -1271,9 +1272,15 @@ static void test_upgrade_round_trip(void)
 	CU_ASSERT_EQUAL(upgrade_state_load(NULL, NULL, state.data, state.len, false, &why), 0);
 
 	forget_device(g.dev);
+	/* What upgrade_run() does before the exec: the table loses close-on-exec. */
+	for (i = 0; i < state.nfds; i++)
+		fcntl(state.fds[i], F_SETFD, 0);
 	dev = calloc(1, sizeof(*dev));
 	VMC_ASSERT_FATAL(dev && loop_init() == 0 && vmc_device_setup(dev, g.dir) == 0);
 	CU_ASSERT_EQUAL(upgrade_state_load(dev, &restored, state.data, state.len, true, &why), 0);
+	/* None stays inheritable for the next upgrade's checker. */
+	for (i = 0; i < state.nfds; i++)
+		CU_ASSERT_EQUAL(fcntl(state.fds[i], F_GETFD), FD_CLOEXEC);
 	upgrade_state_free(&state);
 	g.dev = dev;
 	VMC_ASSERT_FATAL(dev->nchans == 2 && dev->vu.mem.nregions == 1);
