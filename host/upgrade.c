@@ -247,6 +247,11 @@ void upgrade_run(const char *path, char *why, size_t size)
 		snprintf(why, size, "guest memory faulted: the frontend is being dropped");
 		return;
 	}
+	/*
+	 * What this batch of events used is signalled at its end, which the
+	 * exec skips, and the new binary signals only after its first event.
+	 */
+	vmc_device_signal_guest(up.dev);
 	control_fds(&up.daemon->control_listen_fd, &up.daemon->control_client_fd);
 	if (upgrade_state_save(up.dev, up.daemon, &state) < 0) {
 		snprintf(why, size, "out of memory for the state");

@@ -251,14 +251,18 @@ static void process_tx(struct vmc_device *dev)
 	}
 }
 
-/* After each batch of events: one interrupt per queue tells of all it used. */
-static void device_signal_guest(void *opaque)
+void vmc_device_signal_guest(struct vmc_device *dev)
 {
-	struct vmc_device *dev = opaque;
 	unsigned int i;
 
 	for (i = 0; i < VMCHANNEL_NUM_VQS; i++)
 		vq_notify(&dev->vu.vqs[i]);
+}
+
+/* After each batch of events: one interrupt per queue tells of all it used. */
+static void signal_guest_at_batch_end(void *opaque)
+{
+	vmc_device_signal_guest(opaque);
 }
 
 /* ---- vhost-user events ---- */
@@ -283,7 +287,7 @@ static void vmc_rings_stopped(void *opaque)
 	unsigned int i;
 
 	/* What was used before the stop is announced now, while the call fd is there. */
-	device_signal_guest(dev);
+	vmc_device_signal_guest(dev);
 	/*
 	 * No host socket is read while stopped: the socket watches change, and
 	 * channels with something to send wait for the rings to run again.
@@ -399,7 +403,7 @@ int vmc_device_setup(struct vmc_device *dev, const char *dir)
 	dev->next_id = 1;
 	dev->dir = dir;
 	TAILQ_INIT(&dev->ready);
-	loop_on_batch_end(device_signal_guest, dev);
+	loop_on_batch_end(signal_guest_at_batch_end, dev);
 	dev->chans = calloc(VMCHANNEL_MAX_CHANNELS, sizeof(*dev->chans));
 	return dev->chans ? 0 : -1;
 }

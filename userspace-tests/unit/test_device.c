@@ -1394,19 +1394,17 @@ static void fd_twice(struct vmc_device *dev, bool undo)
 
 /* Truncated, longer, another version or format, values out of range: all refused. */
 /*
- * /bin/true "checks" any state: exit 0 alone must not let it replace the
- * daemon.  In a child, as the exec would replace the test process: the
- * child's exit status 3 says upgrade_run() returned, with the reason.
+ * Runs upgrade_run(@path) in a child, as the exec would replace the test
+ * process: returns the child's exit status, 3 when upgrade_run() returned,
+ * with its reason in @why.
  */
-static void test_upgrade_needs_ack(void)
+static int upgrade_in_child(const char *path, char *why, size_t size)
 {
-	char *names[] = { "a" }, *argv[] = { "/bin/true", NULL };
-	char why[512] = "";
-	int pipefd[2], status = 0;
+	char *argv[] = { (char *)path, NULL };
+	int pipefd[2], status = -1;
 	ssize_t n;
 	pid_t pid;
 
-	guest_start(names, 1);
 	VMC_ASSERT_FATAL(pipe(pipefd) == 0);
 	pid = fork();
 	VMC_ASSERT_FATAL(pid >= 0);
@@ -1414,17 +1412,46 @@ static void test_upgrade_needs_ack(void)
 		struct upgrade_daemon daemon = test_daemon;
 
 		upgrade_setup(argv, g.dev, &daemon);
-		upgrade_run("/bin/true", why, sizeof(why));
+		upgrade_run(path, why, size);
 		n = write(pipefd[1], why, strlen(why));
 		_exit(n > 0 ? 3 : 4);
 	}
 	close(pipefd[1]);
-	n = read(pipefd[0], why, sizeof(why) - 1);
+	n = read(pipefd[0], why, size - 1);
 	close(pipefd[0]);
 	why[n > 0 ? n : 0] = '\0';
 	VMC_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	return status;
+}
+
+/* /bin/true "checks" any state: exit 0 alone must not let it replace the daemon. */
+static void test_upgrade_needs_ack(void)
+{
+	char *names[] = { "a" }, why[512] = "";
+	int status;
+
+	guest_start(names, 1);
+	status = upgrade_in_child("/bin/true", why, sizeof(why));
 	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 3);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "/bin/true exited without acknowledging the state"));
+	guest_stop();
+}
+
+/*
+ * A queue used in the batch that runs the upgrade is signalled before the
+ * state is saved: the batch's end, which would signal it, never comes.
+ */
+static void test_upgrade_signals_guest_first(void)
+{
+	char *names[] = { "a" }, why[512] = "";
+	int efd;
+
+	guest_start(names, 1);
+	efd = rx_call_counter();
+	g.dev->vu.vqs[VMCHANNEL_VQ_RX].unsignalled = true;
+	upgrade_in_child("/bin/true", why, sizeof(why));
+	CU_ASSERT_EQUAL(rx_calls(efd), 1);
+	close(efd);
 	guest_stop();
 }
 
@@ -1585,6 +1612,8 @@ void register_device_tests(void)
 
 	vmc_add_test(s, "upgrade: a program that exits 0 without acknowledging does not take over",
 		     test_upgrade_needs_ack);
+	vmc_add_test(s, "upgrade: the guest is signalled for what it was owed before the exec",
+		     test_upgrade_signals_guest_first);
 	vmc_add_test(s, "upgrade: only root or the daemon's own user may ask for it",
 		     test_upgrade_only_root_or_own_user);
 
