@@ -238,9 +238,12 @@ void upgrade_run(const char *path, char *why, size_t size)
 		snprintf(why, size, "the new binary's path must be absolute");
 		return;
 	}
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(why, size, "%s: %s", path,
-			 S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+	if (stat(path, &st) < 0) {
+		snprintf(why, size, "%s: %s", path, strerror(errno));
+		return;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, size, "%s: not a regular file", path);
 		return;
 	}
 	if (up.dev->vu.mem.faulted) {

@@ -1437,6 +1437,19 @@ static void test_upgrade_needs_ack(void)
 	guest_stop();
 }
 
+/* A path that is not there or not a file: the reason says which. */
+static void test_upgrade_path_errors(void)
+{
+	char *names[] = { "a" }, why[512] = "";
+
+	guest_start(names, 1);
+	upgrade_in_child("/nonexistent/vmchanneld", why, sizeof(why));
+	CU_ASSERT_STRING_EQUAL(why, "/nonexistent/vmchanneld: No such file or directory");
+	upgrade_in_child(g.dir, why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, ": not a regular file"));
+	guest_stop();
+}
+
 /*
  * A queue used in the batch that runs the upgrade is signalled before the
  * state is saved: the batch's end, which would signal it, never comes.
@@ -1612,6 +1625,8 @@ void register_device_tests(void)
 
 	vmc_add_test(s, "upgrade: a program that exits 0 without acknowledging does not take over",
 		     test_upgrade_needs_ack);
+	vmc_add_test(s, "upgrade: a missing path or a directory is refused with its reason",
+		     test_upgrade_path_errors);
 	vmc_add_test(s, "upgrade: the guest is signalled for what it was owed before the exec",
 		     test_upgrade_signals_guest_first);
 	vmc_add_test(s, "upgrade: only root or the daemon's own user may ask for it",
