@@ -23,6 +23,7 @@ static struct {
 	struct watch client_watch;
 	char line[LINE_MAX_LEN];
 	size_t len;
+	size_t after;		/* bytes read past the command being executed */
 } ctl = { .listen_fd = -1, .client_fd = -1 };
 
 static void reply(const char *text)
@@ -96,6 +97,11 @@ static void upgrade(const char *path)
 		reply("error: upgrade: only root or the daemon's user may upgrade it\n");
 		return;
 	}
+	/* What was read after it would be lost in the exec, unanswered. */
+	if (ctl.after) {
+		reply("error: upgrade: send no command after it before its answer\n");
+		return;
+	}
 	control_upgrade(path, why, sizeof(why));
 	log_error("upgrade failed: %s; serving on", why);
 	snprintf(answer, sizeof(answer), "error: upgrade failed: %s\n", why);
@@ -167,6 +173,7 @@ static void client_ready(void *opaque, uint32_t events)
 	ctl.line[ctl.len] = '\0';
 	while ((nl = strchr(ctl.line, '\n'))) {
 		*nl = '\0';
+		ctl.after = ctl.len - (size_t)(nl + 1 - ctl.line);
 		execute(ctl.line);
 		ctl.len -= (size_t)(nl + 1 - ctl.line);
 		memmove(ctl.line, nl + 1, ctl.len + 1);

@@ -7,7 +7,9 @@
  *   list          -> "ok NAME NAME ..."
  *   stats NAME    -> "ok name=NAME state=S KEY=N ..." (chan_stats.h)
  *   upgrade [PATH] -> "ok upgraded to PATH (vmchanneld VERSION)", from the
- *                    new binary | "error: upgrade failed: ..." (upgrade.h)
+ *                    new binary | "error: upgrade failed: ..." (upgrade.h) |
+ *                    "error: upgrade: ..." (not root or the daemon's user;
+ *                    more commands read with it)
  */
 #ifndef VMC_CONTROL_H
 #define VMC_CONTROL_H

@@ -1477,8 +1477,8 @@ static void fake_upgrade(const char *path, char *why, size_t size)
 	snprintf(why, size, "fake");
 }
 
-/* Sends "upgrade /x" on the control socket at @path; the answer's first line. */
-static void ask_upgrade(const char *path, char *answer, size_t size)
+/* Sends @command on the control socket at @path; the first answer read. */
+static void ask(const char *path, const char *command, char *answer, size_t size)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	ssize_t n = -1;
@@ -1486,7 +1486,7 @@ static void ask_upgrade(const char *path, char *answer, size_t size)
 
 	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
-	    write(fd, "upgrade /x\n", 11) == 11)
+	    write(fd, command, strlen(command)) == (ssize_t)strlen(command))
 		n = read(fd, answer, size - 1);
 	answer[n > 0 ? n : 0] = '\0';
 	if (fd >= 0)
@@ -1508,46 +1508,77 @@ static int serve_until_exit(pid_t pid)
 }
 
 /*
- * The control socket's group may add and remove channels, not choose the
- * program that replaces the daemon: "upgrade" from another user (nobody,
- * in a child) is refused before anything runs; from root it goes ahead.
+ * A child, as @uid, sends @command on the control socket at @path while
+ * the test serves it: true when the first answer read starts with @want.
  */
-static void test_upgrade_only_root_or_own_user(void)
+static bool child_asks(const char *path, uid_t uid, const char *command, const char *want)
 {
-	char *names[] = { "a" }, path[64], answer[256];
+	char answer[256];
 	int status;
-	pid_t pid;
+	pid_t pid = fork();
+
+	VMC_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		if (uid && (setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
+			_exit(2);
+		ask(path, command, answer, sizeof(answer));
+		_exit(strncmp(answer, want, strlen(want)) ? 1 : 0);
+	}
+	status = serve_until_exit(pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A control socket at @path (in g.dir, open to everyone) whose upgrades are fake_upgrade(). */
+static void control_with_fake_upgrade(char *path, size_t size)
+{
+	char *names[] = { "a" };
 
 	guest_start(names, 1);
-	snprintf(path, sizeof(path), "%s/control", g.dir);
+	snprintf(path, size, "%s/control", g.dir);
 	VMC_ASSERT_FATAL(control_init(path, g.dev) == 0);
 	VMC_ASSERT_FATAL(chmod(g.dir, 0711) == 0 && chmod(path, 0666) == 0);
 	control_upgrade = fake_upgrade;
 	fake_upgrade_ran = false;
-	pid = fork();
-	VMC_ASSERT_FATAL(pid >= 0);
-	if (pid == 0) {
-		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
-			_exit(2);
-		ask_upgrade(path, answer, sizeof(answer));
-		_exit(strcmp(answer, "error: upgrade: only root or the daemon's user may "
-			     "upgrade it\n") ? 1 : 0);
-	}
-	status = serve_until_exit(pid);
-	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	CU_ASSERT_FALSE(fake_upgrade_ran);
+}
 
-	pid = fork();
-	VMC_ASSERT_FATAL(pid >= 0);
-	if (pid == 0) {
-		ask_upgrade(path, answer, sizeof(answer));
-		_exit(strcmp(answer, "error: upgrade failed: fake\n") ? 1 : 0);
-	}
-	status = serve_until_exit(pid);
-	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+static void control_stop(void)
+{
 	control_upgrade = NULL;
 	control_fini();
 	guest_stop();
+}
+
+/*
+ * The control socket's group may add and remove channels, not choose the
+ * program that replaces the daemon: "upgrade" from another user (nobody)
+ * is refused before anything runs; from root it goes ahead.
+ */
+static void test_upgrade_only_root_or_own_user(void)
+{
+	char path[64];
+
+	control_with_fake_upgrade(path, sizeof(path));
+	CU_ASSERT(child_asks(path, 65534, "upgrade /x\n",
+			     "error: upgrade: only root or the daemon's user may upgrade it\n"));
+	CU_ASSERT_FALSE(fake_upgrade_ran);
+	CU_ASSERT(child_asks(path, 0, "upgrade /x\n", "error: upgrade failed: fake\n"));
+	CU_ASSERT_TRUE(fake_upgrade_ran);
+	control_stop();
+}
+
+/*
+ * A command read with "upgrade" would vanish in the exec unanswered: the
+ * upgrade is refused instead, and the command runs.
+ */
+static void test_upgrade_last_command(void)
+{
+	char path[64];
+
+	control_with_fake_upgrade(path, sizeof(path));
+	CU_ASSERT(child_asks(path, 0, "upgrade /x\nlist\n",
+			     "error: upgrade: send no command after it before its answer\n"));
+	CU_ASSERT_FALSE(fake_upgrade_ran);
+	control_stop();
 }
 
 static void test_upgrade_rejects(void)
@@ -1631,6 +1662,8 @@ void register_device_tests(void)
 		     test_upgrade_signals_guest_first);
 	vmc_add_test(s, "upgrade: only root or the daemon's own user may ask for it",
 		     test_upgrade_only_root_or_own_user);
+	vmc_add_test(s, "upgrade: a command pipelined after it is answered, not lost",
+		     test_upgrade_last_command);
 
 	s = vmc_add_suite("host upgrade state");
 	vmc_add_test(s, "saved, checked, restored after exec: the session goes on",
