@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -324,15 +325,19 @@ static bool write_long(const char *path, long v)
 static void test_mem_guard_takes_shrunk_hugetlb_as_fault(void)
 {
 	const size_t huge = 2 << 20;
-	long pool = read_long(NR_HUGEPAGES);
 	bool grown = false;
+	int fd, lock;
+	long pool;
 	void *probe = MAP_FAILED;
-	int fd;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "\n  (not root: no huge page pool, hugetlbfs guard not tested) ");
 		return;
 	}
+	/* Two runs at once (two checkouts) must not undo each other's pages. */
+	lock = open("/run/lock/vmchannel-unit-hugepages", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	VMC_ASSERT_FATAL(lock >= 0 && flock(lock, LOCK_EX) == 0);
+	pool = read_long(NR_HUGEPAGES);
 	VMC_ASSERT_FATAL(pool >= 0);
 	grown = write_long(NR_HUGEPAGES, pool + 2);
 	fd = memfd_create("fake-guest-huge", MFD_CLOEXEC | MFD_HUGETLB);
@@ -347,6 +352,7 @@ static void test_mem_guard_takes_shrunk_hugetlb_as_fault(void)
 	}
 	if (grown)
 		CU_ASSERT(write_long(NR_HUGEPAGES, pool));
+	close(lock);
 }
 
 /* A SIGBUS that names a guest address but comes from a process (kill -BUS). */
