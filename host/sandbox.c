@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <linux/landlock.h>
 #include <pwd.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -278,17 +279,43 @@ static const int allowed_syscalls[] = {
 
 /*
  * An upgrade (upgrade.h), unless --no-upgrade: the state in a memfd, the new
- * binary checked in a child (kill, SIGKILL only, ends one that hangs), then
- * exec.  The new binary lives in this filter: its dynamic loader's calls,
- * and what it sets up before it serves (event loop, signalfd, handlers).
+ * binary checked in a child, then exec.  The new binary lives in this
+ * filter: its dynamic loader's calls, and what it sets up before it serves
+ * (event loop, signalfd, handlers).  clone, prlimit64 and
+ * pidfd_send_signal come with argument checks (seccomp_enter()).
  */
 static const int upgrade_syscalls[] = {
-	SCMP_SYS(memfd_create), SCMP_SYS(pipe2), SCMP_SYS(clone), SCMP_SYS(wait4),
+	SCMP_SYS(memfd_create), SCMP_SYS(pipe2), SCMP_SYS(wait4),
 	SCMP_SYS(execve), SCMP_SYS(pread64), SCMP_SYS(arch_prctl), SCMP_SYS(access),
 	SCMP_SYS(faccessat), SCMP_SYS(mprotect), SCMP_SYS(set_tid_address),
-	SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(prlimit64), SCMP_SYS(readlink),
+	SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(readlink),
 	SCMP_SYS(epoll_create1), SCMP_SYS(signalfd4), SCMP_SYS(eventfd2), SCMP_SYS(rt_sigaction),
 };
+
+/* Namespaces a clone could make: none may. */
+#define CLONE_NEW_ANY (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | \
+		       CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+
+/*
+ * A child (the checker) but no namespace; resource limits of this process
+ * only (the loader reads its own); SIGKILL only through a pidfd, which only
+ * the checker's clone gives: no other process can be signalled.
+ */
+static int upgrade_rules_seccomp(scmp_filter_ctx ctx)
+{
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < sizeof(upgrade_syscalls) / sizeof(upgrade_syscalls[0]); i++)
+		err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, upgrade_syscalls[i], 0);
+	err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+				SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEW_ANY, 0));
+	err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
+				SCMP_A0(SCMP_CMP_EQ, 0));
+	err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pidfd_send_signal), 1,
+				SCMP_A1(SCMP_CMP_EQ, SIGKILL));
+	return err;
+}
 
 /* Names of system calls by number, resolved before the filter is loaded. */
 #define NAMED_SYSCALLS 512
@@ -375,11 +402,8 @@ static int seccomp_enter(bool upgrades)
 				SCMP_A1(SCMP_CMP_EQ, FIONREAD));
 	err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
 				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
-	for (i = 0; upgrades && i < sizeof(upgrade_syscalls) / sizeof(upgrade_syscalls[0]); i++)
-		err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, upgrade_syscalls[i], 0);
 	if (upgrades)
-		err |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-					SCMP_A1(SCMP_CMP_EQ, SIGKILL));
+		err |= upgrade_rules_seccomp(ctx);
 	if (!err)
 		err = seccomp_load(ctx);
 	seccomp_release(ctx);

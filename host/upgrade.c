@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,56 +113,79 @@ static int write_state(const struct upgrade_state *state)
 	return fd;
 }
 
-/*
- * Reads what the checker wrote into @fd until it closes the pipe or the
- * deadline passes: its acknowledgement, or the errno of a failed exec.
- * Returns the byte count, -1 at the deadline.
- */
-static ssize_t read_check_answer(int fd, void *buf, size_t size)
+/* Milliseconds left until @end (CLOCK_MONOTONIC), 0 if past. */
+static int ms_until(const struct timespec *end)
+{
+	struct timespec now;
+	long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (end->tv_sec - now.tv_sec) * 1000 + (end->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? (int)ms : 0;
+}
+
+/* Waits until @fd is readable or @end; false at the deadline. */
+static bool wait_readable(int fd, const struct timespec *end)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	struct timespec now, end;
+	int left;
+
+	while ((left = ms_until(end)) > 0) {
+		if (poll(&pfd, 1, left) > 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Reads what the checker wrote into @fd until it closes the pipe or @end:
+ * its acknowledgement, or the errno of a failed exec.  Returns the byte
+ * count, -1 at the deadline.
+ */
+static ssize_t read_check_answer(int fd, void *buf, size_t size, const struct timespec *end)
+{
 	size_t done = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += UPGRADE_CHECK_TIMEOUT_MS / 1000;
-	for (;;) {
-		long left_ms;
+	while (done < size) {
 		ssize_t n;
 
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left_ms = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
-		if (left_ms <= 0)
+		if (!wait_readable(fd, end))
 			return -1;
-		if (poll(&pfd, 1, (int)left_ms) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (!pfd.revents)
-			continue;
 		n = read(fd, (char *)buf + done, size - done);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return (ssize_t)done;
+			break;
 		done += (size_t)n;
-		if (done == size)
-			return (ssize_t)done;
 	}
+	return (ssize_t)done;
+}
+
+/*
+ * The checker as a child whose pidfd is in *@pidfd: the sandbox lets the
+ * daemon signal (SIGKILL) only what it holds a pidfd of, that is its own
+ * children, where kill() would reach any process of its user.  fork() with
+ * a pidfd: the child goes on on a copy of the stack.
+ */
+static pid_t fork_with_pidfd(int *pidfd)
+{
+	return (pid_t)syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, NULL, pidfd, NULL, 0);
 }
 
 /*
  * Step 2: the new binary, in a child, checks the state and acknowledges it
  * (struct upgrade_ack) into a pipe whose descriptor it finds in CHECK_ENV.
  * A child that cannot exec writes the error number into the pipe instead.
+ * The deadline holds for the answer and the exit both: a checker still
+ * running then is killed through its pidfd.
  */
 static int check_new_binary(const char *path, char *state_var, const struct upgrade_state *state,
 			    char *why, size_t size)
 {
 	static char check_var[64];
 	struct upgrade_ack ack, want = make_ack(state->data, state->len);
-	int pipefd[2], status = 0, exec_errno = 0;
+	int pipefd[2], status = 0, exec_errno = 0, pidfd = -1;
+	struct timespec end;
 	ssize_t got;
 	char **env;
 	pid_t pid;
@@ -171,7 +196,7 @@ static int check_new_binary(const char *path, char *state_var, const struct upgr
 	}
 	snprintf(check_var, sizeof(check_var), CHECK_ENV "=%d", pipefd[1]);
 	env = make_env(state_var, check_var);
-	pid = fork();
+	pid = fork_with_pidfd(&pidfd);
 	if (pid < 0) {
 		snprintf(why, size, "fork: %s", strerror(errno));
 		close(pipefd[0]);
@@ -187,10 +212,16 @@ static int check_new_binary(const char *path, char *state_var, const struct upgr
 		_exit(127);
 	}
 	close(pipefd[1]);
-	got = read_check_answer(pipefd[0], &ack, sizeof(ack));
-	if (got < 0)
-		kill(pid, SIGKILL);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += UPGRADE_CHECK_TIMEOUT_MS / 1000;
+	got = read_check_answer(pipefd[0], &ack, sizeof(ack), &end);
 	close(pipefd[0]);
+	/* A pidfd is readable once its process exited. */
+	if (got < 0 || !wait_readable(pidfd, &end)) {
+		got = -1;
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	}
+	close(pidfd);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (got < 0) {

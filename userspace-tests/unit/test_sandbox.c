@@ -152,6 +152,47 @@ static void test_sandbox_upgrade_exec(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(child_log, want));
 }
 
+/* Runs ./sandbox_probe @action (see there); its wait status. */
+static int probe(const char *action)
+{
+	char *const argv[] = { "./sandbox_probe", (char *)action, endpoint_dir, NULL };
+	int status = -1;
+	pid_t pid = fork();
+
+	VMC_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		execve(argv[0], argv, environ);
+		_exit(3);
+	}
+	VMC_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	return status;
+}
+
+static bool allowed(int status)
+{
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static bool forbidden(int status)
+{
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS;
+}
+
+/*
+ * What upgrades add to the sandbox reaches no other process: a child but no
+ * namespace, this process's resource limits only, no kill() at all (the
+ * checker is killed through its pidfd).  In a build without sanitizers.
+ */
+static void test_sandbox_upgrade_arguments(void)
+{
+	CU_ASSERT_TRUE(allowed(probe("clone")));
+	CU_ASSERT_TRUE(forbidden(probe("clone-newuser")));
+	CU_ASSERT_TRUE(forbidden(probe("clone-newnet")));
+	CU_ASSERT_TRUE(allowed(probe("prlimit-self")));
+	CU_ASSERT_TRUE(forbidden(probe("prlimit-other")));
+	CU_ASSERT_TRUE(forbidden(probe("kill-other")));
+}
+
 /* Landlock: no file is made outside the endpoint directory. */
 static void test_sandbox_landlock(void)
 {
@@ -211,6 +252,8 @@ void register_sandbox_tests(void)
 		     test_sandbox_forbidden_call_kills);
 	vmc_add_test(s, "upgrades may exec beside the binary; --no-upgrade: not at all",
 		     test_sandbox_upgrade_exec);
+	vmc_add_test(s, "upgrades: no namespace, no other process's limits or signals",
+		     test_sandbox_upgrade_arguments);
 	vmc_add_test(s, "Landlock: nothing made outside the endpoint directory",
 		     test_sandbox_landlock);
 	vmc_add_test(s, "dropping privileges keeps the socket groups",
