@@ -144,33 +144,58 @@ static int ll_add_parent(int ruleset, const char *path, uint64_t rights)
 	return ll_add_path(ruleset, dirname(copy), rights);
 }
 
-/* Adds a rule for the directory of each shared object loaded (dl_iterate_phdr). */
-static int library_dir_rule(struct dl_phdr_info *info, size_t size, void *data)
+/* The program's ELF interpreter (its PT_INTERP), which an exec runs too. */
+static int interpreter_rule(int ruleset, const struct dl_phdr_info *info)
 {
-	int ruleset = *(int *)data;
+	unsigned int i;
+
+	for (i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_INTERP)
+			return ll_add_path(ruleset,
+					   (const char *)(info->dlpi_addr +
+							  info->dlpi_phdr[i].p_vaddr),
+					   LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE);
+	return 0;	/* static: none */
+}
+
+/*
+ * For each object loaded (dl_iterate_phdr): the program's interpreter may
+ * run, the libraries' directories be read (mapped, not executed).
+ */
+static int library_rule(struct dl_phdr_info *info, size_t size, void *data)
+{
+	int ruleset = *(int *)data, err = 0;
 
 	(void)size;
 	/* The program itself has no name here, the vDSO no path. */
-	if (info->dlpi_name[0] == '/' &&
-	    ll_add_parent(ruleset, info->dlpi_name,
-			  LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE) < 0)
+	if (!info->dlpi_name[0])
+		err = interpreter_rule(ruleset, info);
+	else if (info->dlpi_name[0] == '/')
+		err = ll_add_parent(ruleset, info->dlpi_name, LANDLOCK_ACCESS_FS_READ_FILE);
+	if (err < 0)
 		*(int *)data = -1;
 	return 0;
 }
 
 /*
  * What an upgrade needs (upgrade.h): to run a binary in the directory of
- * the one running (the package's new version replaces it there), and its
- * dynamic loader to read the libraries loaded now and its cache.  Nothing
- * else can be executed or read.
+ * the one running (the package's new version replaces it there) and its
+ * interpreter, which reads the libraries loaded now and its cache.  Nothing
+ * else can be executed or read.  Without the binary's absolute path, no
+ * upgrade: its directory would be the working directory's.
  */
 static int upgrade_rules(int ruleset, const char *exe_path)
 {
-	int err = ll_add_parent(ruleset, exe_path,
-				LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE);
-	int data = ruleset;
+	int err, data = ruleset;
 
-	dl_iterate_phdr(library_dir_rule, &data);
+	if (exe_path[0] != '/') {
+		log_error("sandbox: upgrades need the binary's absolute path, not '%s'", exe_path);
+		return -1;
+	}
+	err = ll_add_parent(ruleset, exe_path,
+			    LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE);
+
+	dl_iterate_phdr(library_rule, &data);
 	if (data < 0)
 		err = -1;
 	if (!access("/etc/ld.so.cache", R_OK))

@@ -630,10 +630,15 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	find_own_path();
+	/* The sandbox's rules for upgrades name the binary's directory. */
+	if (upgrades && daemon_state.exe_path[0] != '/') {
+		log_warn("upgrade: the binary's path is unknown (/proc/self/exe): upgrades off");
+		upgrades = false;
+	}
 	if (upgrades)
 		control_upgrade = upgrade;
 	upgrade_setup(argv, &device, &daemon_state);
-	find_own_path();
 	snprintf(daemon_state.endpoint_dir, sizeof(daemon_state.endpoint_dir), "%s", dir);
 	snprintf(daemon_state.control_path, sizeof(daemon_state.control_path), "%s",
 		 control_path ? control_path : "");

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <link.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,20 @@
 #include "vmc_test.h"
 
 /* What a sandboxed child does; its exit status is the test's verdict. */
-enum child_action { CHILD_WORKS, CHILD_FORBIDDEN, CHILD_OUTSIDE, CHILD_EXEC };
+enum child_action { CHILD_WORKS, CHILD_FORBIDDEN, CHILD_OUTSIDE, CHILD_EXEC, CHILD_EXEC_LIBRARY };
+
+/* The exit status of CHILD_EXEC_LIBRARY when Landlock refused the exec. */
+#define EXEC_REFUSED 17
+
+/* The path of the C library loaded, an executable file in a library directory. */
+static int find_libc(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	if (!strstr(info->dlpi_name, "/libc.so."))
+		return 0;
+	snprintf(data, PATH_MAX, "%s", info->dlpi_name);
+	return 1;
+}
 
 static char endpoint_dir[64], outside_dir[64], child_log[4096];
 
@@ -38,7 +53,7 @@ static int run_sandboxed_with(enum child_action action, bool upgrades)
 	const struct sandbox_paths paths = { .endpoint_dir = endpoint_dir,
 					     .exe_path = "/bin/true", .upgrades = upgrades };
 	char *const argv[] = { "true", NULL };
-	char path[128];
+	char path[PATH_MAX];
 	int pipefd[2], status, fd;
 	ssize_t n, got = 0;
 	pid_t pid;
@@ -70,6 +85,12 @@ static int run_sandboxed_with(enum child_action action, bool upgrades)
 			/* What an upgrade does: a binary beside ours runs, in the sandbox. */
 			execve("/bin/true", argv, environ);
 			_exit(15);
+		case CHILD_EXEC_LIBRARY:
+			/* libc.so.6 runs (it prints its version): libraries are read only. */
+			if (!dl_iterate_phdr(find_libc, path))
+				_exit(16);
+			execve(path, argv, environ);
+			_exit(errno == EACCES ? EXEC_REFUSED : 16);
 		}
 		_exit(14);
 	}
@@ -144,6 +165,11 @@ static void test_sandbox_upgrade_exec(void)
 	status = run_sandboxed_with(CHILD_EXEC, true);
 	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CU_ASSERT_PTR_NULL(strstr(child_log, "error"));
+	/* Outside the binary's directory nothing runs, not even in a library's. */
+	if (landlock_available()) {
+		status = run_sandboxed_with(CHILD_EXEC_LIBRARY, true);
+		CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == EXEC_REFUSED);
+	}
 	status = run_sandboxed(CHILD_EXEC);
 	snprintf(want, sizeof(want),
 		 "vmchanneld: error: sandbox: forbidden system call execve (%d): exiting\n",
