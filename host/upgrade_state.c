@@ -370,6 +370,31 @@ static void load_config(struct reader *r, struct vmc_config *cfg)
 	}
 }
 
+/* Whether @len bytes at @uaddr lie in one region of the memory table. */
+static bool in_table(const struct guest_region_desc *desc, unsigned int n, uint64_t uaddr,
+		     uint64_t len)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (uaddr >= desc[i].uaddr && uaddr - desc[i].uaddr <= desc[i].size &&
+		    len <= desc[i].size - (uaddr - desc[i].uaddr))
+			return true;
+	return false;
+}
+
+/* The ring's parts inside the memory table: checked before anything is mapped. */
+static bool ring_in_table(const struct vq *ring, const struct guest_region_desc *desc,
+			  unsigned int n)
+{
+	size_t desc_len, avail_len, used_len;
+
+	vq_ring_sizes(ring, &desc_len, &avail_len, &used_len);
+	return in_table(desc, n, ring->desc_uaddr, desc_len) &&
+	       in_table(desc, n, ring->avail_uaddr, avail_len) &&
+	       in_table(desc, n, ring->used_uaddr, used_len);
+}
+
 static void load_vu(struct reader *r, struct vu_dev *vu)
 {
 	struct guest_region_desc desc[GUEST_MEM_MAX_REGIONS];
@@ -432,6 +457,11 @@ static void load_vu(struct reader *r, struct vu_dev *vu)
 			fail(r, "bad ring size");
 		if (flags & 0x80)
 			fail(r, "bad ring flags");
+		if (!r->why && bit(flags, 0) && !ring_in_table(&ring, desc, n))
+			fail(r, "a ring is outside guest memory");
+		/* Every chain popped is used (or given back) before an upgrade. */
+		if (!r->why && ring.started && !ring.broken && ring.last_avail_idx != ring.used_idx)
+			fail(r, "a chain in flight");
 		if (!r->apply || r->why)
 			continue;
 		*vq = ring;
@@ -617,6 +647,9 @@ int upgrade_state_load(struct vmc_device *dev, struct upgrade_daemon *daemon,
 	dev->generation = get_u32(&r);
 	dev->select = get_u16(&r);
 	dev->next_id = get_u32(&r);
+	/* The next channel added takes next_id: never 0, never past the last. */
+	if (!dev->next_id || dev->next_id == UINT32_MAX)
+		fail(&r, "next channel id out of range");
 	flags = get_u8(&r);
 	if (flags & 0xf0)
 		fail(&r, "bad device flags");

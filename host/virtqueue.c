@@ -25,17 +25,25 @@ void vq_reset(struct vq *vq)
 	vq_init(vq);
 }
 
-bool vq_map(struct vq *vq, const struct guest_mem *mem)
+void vq_ring_sizes(const struct vq *vq, size_t *desc, size_t *avail, size_t *used)
 {
 	size_t num = vq->num;
 
 	/* Each ring ends in an event index (used_event, avail_event), as the split layout has. */
-	vq->desc = guest_mem_uaddr(mem, vq->desc_uaddr, num * sizeof(struct vring_desc));
-	vq->avail = guest_mem_uaddr(mem, vq->avail_uaddr,
-				    sizeof(struct vring_avail) + (num + 1) * sizeof(__virtio16));
-	vq->used = guest_mem_uaddr(mem, vq->used_uaddr,
-				   sizeof(struct vring_used) + num * sizeof(struct vring_used_elem) +
-				   sizeof(__virtio16));
+	*desc = num * sizeof(struct vring_desc);
+	*avail = sizeof(struct vring_avail) + (num + 1) * sizeof(__virtio16);
+	*used = sizeof(struct vring_used) + num * sizeof(struct vring_used_elem) +
+		sizeof(__virtio16);
+}
+
+bool vq_map(struct vq *vq, const struct guest_mem *mem)
+{
+	size_t desc, avail, used;
+
+	vq_ring_sizes(vq, &desc, &avail, &used);
+	vq->desc = guest_mem_uaddr(mem, vq->desc_uaddr, desc);
+	vq->avail = guest_mem_uaddr(mem, vq->avail_uaddr, avail);
+	vq->used = guest_mem_uaddr(mem, vq->used_uaddr, used);
 	/* The alignments the virtio spec requires (2.7.10.1): fields are read in place. */
 	if (!vq->desc || !vq->avail || !vq->used || (uintptr_t)vq->desc % 16 ||
 	    (uintptr_t)vq->avail % 2 || (uintptr_t)vq->used % 4) {

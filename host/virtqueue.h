@@ -56,6 +56,8 @@ struct vq_elem {
 void vq_init(struct vq *vq);
 /* Closes the eventfds and forgets the ring. */
 void vq_reset(struct vq *vq);
+/* The bytes of the ring's three parts for its size, as vq_map() maps them. */
+void vq_ring_sizes(const struct vq *vq, size_t *desc, size_t *avail, size_t *used);
 /* Maps the ring from the addresses and size set earlier; false if unmapped. */
 bool vq_map(struct vq *vq, const struct guest_mem *mem);
 /* The ring runs from the guest's used index on; @event_idx: VIRTIO_RING_F_EVENT_IDX. */

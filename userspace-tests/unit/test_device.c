@@ -1378,6 +1378,32 @@ static void bad_ring_size(struct vmc_device *dev, bool undo)
 	dev->vu.vqs[VMCHANNEL_VQ_TX].num = undo ? TXQ_SIZE : 3;
 }
 
+static void next_id_at_end(struct vmc_device *dev, bool undo)
+{
+	static uint32_t saved;
+
+	if (!undo)
+		saved = dev->next_id;
+	dev->next_id = undo ? saved : UINT32_MAX;
+}
+
+/* A chain popped and neither used nor given back. */
+static void chain_in_flight(struct vmc_device *dev, bool undo)
+{
+	dev->vu.vqs[VMCHANNEL_VQ_RX].last_avail_idx += undo ? -1 : 1;
+}
+
+/* The used ring just past the end of guest memory. */
+static void ring_outside_memory(struct vmc_device *dev, bool undo)
+{
+	static uint64_t saved;
+	struct vq *vq = &dev->vu.vqs[VMCHANNEL_VQ_TX];
+
+	if (!undo)
+		saved = vq->used_uaddr;
+	vq->used_uaddr = undo ? saved : RAM_SIZE - 8;
+}
+
 static void bad_name(struct vmc_device *dev, bool undo)
 {
 	strcpy(dev->chans[1]->name, undo ? "b" : "../b");
@@ -1617,6 +1643,10 @@ static void test_upgrade_rejects(void)
 	CU_ASSERT_STRING_EQUAL(load_mutated(bad_state), "bad channel state");
 	CU_ASSERT_STRING_EQUAL(load_mutated(bad_ring_size), "bad ring size");
 	CU_ASSERT_STRING_EQUAL(load_mutated(bad_name), "bad channel name");
+	/* Checked before the exec too, not only when the state is applied. */
+	CU_ASSERT_STRING_EQUAL(load_mutated(next_id_at_end), "next channel id out of range");
+	CU_ASSERT_STRING_EQUAL(load_mutated(chain_in_flight), "a chain in flight");
+	CU_ASSERT_STRING_EQUAL(load_mutated(ring_outside_memory), "a ring is outside guest memory");
 	CU_ASSERT_STRING_EQUAL(load_mutated(fd_twice), "a descriptor listed twice in the fd table");
 	guest_stop();
 }
