@@ -1623,6 +1623,25 @@ static void test_upgrade_rejects(void)
 			break;
 	CU_ASSERT_EQUAL(len, state.len);
 	VMC_ASSERT_FATAL(state.len < sizeof(longer));
+	/*
+	 * Cut in the body with a header that says so (the body's length, a
+	 * u64 at 16): every field's reader meets the end, not the header; in a
+	 * buffer of just that length, so that ASan sees a read past it.
+	 */
+	for (len = 24; len < state.len; len++) {
+		uint64_t body = htole64(len - 24);
+		uint8_t *cut = malloc(len);
+		int err;
+
+		VMC_ASSERT_FATAL(cut);
+		memcpy(cut, state.data, len);
+		memcpy(cut + 16, &body, sizeof(body));
+		err = upgrade_state_load(NULL, NULL, cut, len, false, &why);
+		free(cut);
+		if (!err)
+			break;
+	}
+	CU_ASSERT_EQUAL(len, state.len);
 	memcpy(longer, state.data, state.len);
 	CU_ASSERT_NOT_EQUAL(upgrade_state_load(NULL, NULL, longer, state.len + 1, false, &why), 0);
 	CU_ASSERT_STRING_EQUAL(why, "bytes after the state");
@@ -1636,6 +1655,10 @@ static void test_upgrade_rejects(void)
 	CU_ASSERT_STRING_EQUAL(load_patched(&state, 28 + 4 * state.nfds + 2 +
 					    strlen(test_daemon.exe_path) + 13, htole32(state.nfds)),
 			       "descriptor index beyond the fd table");
+	/* The frontend's (none) names the table's first, which its owner names later. */
+	CU_ASSERT_STRING_EQUAL(load_patched(&state, 28 + 4 * state.nfds + 2 +
+					    strlen(test_daemon.exe_path) + 13, htole32(0)),
+			       "descriptor named twice");
 	upgrade_state_free(&state);
 
 	CU_ASSERT_STRING_EQUAL(load_mutated(id_beyond_next), "channel id out of range");
