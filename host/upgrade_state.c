@@ -11,6 +11,7 @@
 
 #include "config_file.h"
 #include "log.h"
+#include "endpoint.h"
 #include "upgrade_state.h"
 #include "vmc_chan.h"
 
@@ -264,6 +265,7 @@ struct reader {
 	size_t left;
 	const char *why;	/* the first fault found; then every read yields 0 */
 	bool apply;
+	const char *endpoint_dir;	/* where listening channels' sockets are */
 	unsigned int nfds;
 	int fds[MAX_FDS];
 	bool claimed[MAX_FDS];
@@ -483,6 +485,18 @@ static void skip(struct reader *r, size_t len)
 	r->left -= len;
 }
 
+/*
+ * Whether a listening channel's path is the one its name gives: it is
+ * unlinked at removal, so it must not name any other file.
+ */
+static bool is_endpoint_path(const struct reader *r, const struct vmc_chan *ch)
+{
+	char want[sizeof(ch->path)];
+
+	return endpoint_path(want, sizeof(want), r->endpoint_dir, ch->name) == 0 &&
+	       !strcmp(want, ch->path);
+}
+
 /* One channel, into @dev's table or its removed list (a scratch device when checking). */
 static void load_chan(struct reader *r, struct vmc_device *dev, bool removed)
 {
@@ -545,6 +559,8 @@ static void load_chan(struct reader *r, struct vmc_device *dev, bool removed)
 		fail(r, "bad buffer length");
 	else if (ch->client_out_fd >= 0 && ch->client_fd < 0)
 		fail(r, "an output without a connection");
+	else if (!ch->connects && ch->path[0] && !is_endpoint_path(r, ch))
+		fail(r, "a channel's socket is not <endpoint dir>/<name>.sock");
 	ch->state = (enum chan_state)state;
 	/* A session's channel has its buffer, as chan_new_session() gives it. */
 	if (!r->why && r->apply && (ch->buf_len || chan_state_has_session(ch->state))) {
@@ -633,6 +649,7 @@ int upgrade_state_load(struct vmc_device *dev, struct upgrade_daemon *daemon,
 	get_str(&r, d.control_path, sizeof(d.control_path));
 	if (!r.why && !d.endpoint_dir[0])
 		fail(&r, "no endpoint directory");
+	r.endpoint_dir = d.endpoint_dir;
 	load_config(&r, &loaded_config);
 
 	/* Checked without a device: a scratch one takes the values and channels. */

@@ -1217,6 +1217,16 @@ static const struct upgrade_daemon test_daemon = {
 	.endpoint_dir = "/run/vmchannel/vm1", .file_config = &test_config,
 };
 
+/* test_daemon, with the endpoint directory the device's channels are in. */
+static const struct upgrade_daemon *test_daemon_here(void)
+{
+	static struct upgrade_daemon daemon;
+
+	daemon = test_daemon;
+	snprintf(daemon.endpoint_dir, sizeof(daemon.endpoint_dir), "%s", g.dir);
+	return &daemon;
+}
+
 /*
  * What exec does to the old process, without closing a descriptor: its
  * epoll instance, heap and mappings gone.
@@ -1266,7 +1276,7 @@ static void test_upgrade_round_trip(void)
 	old = *ch;
 	rx_before = g.dev->vu.vqs[VMCHANNEL_VQ_RX];
 
-	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, &test_daemon, &state) == 0);
+	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, test_daemon_here(), &state) == 0);
 	/* The guest memory, the channel sockets and the connection, no more. */
 	CU_ASSERT_EQUAL(state.nfds, 4);
 	CU_ASSERT_EQUAL(upgrade_state_load(NULL, NULL, state.data, state.len, false, &why), 0);
@@ -1288,7 +1298,7 @@ static void test_upgrade_round_trip(void)
 	CU_ASSERT_STRING_EQUAL(restored.exe_path, test_daemon.exe_path);
 	CU_ASSERT_EQUAL(restored.access.gid, 7);
 	CU_ASSERT_TRUE(restored.sandboxed);
-	CU_ASSERT_STRING_EQUAL(restored.endpoint_dir, test_daemon.endpoint_dir);
+	CU_ASSERT_STRING_EQUAL(restored.endpoint_dir, g.dir);
 	CU_ASSERT_PTR_EQUAL(restored.file_config, &restored_config);
 	CU_ASSERT_EQUAL(restored_config.nchannels, 1);
 	CU_ASSERT_STRING_EQUAL(restored_config.channels[0], "a");
@@ -1351,7 +1361,7 @@ static const char *load_mutated(void (*mutate)(struct vmc_device *dev, bool undo
 	int err;
 
 	mutate(g.dev, false);
-	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, &test_daemon, &state) == 0);
+	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, test_daemon_here(), &state) == 0);
 	mutate(g.dev, true);
 	err = upgrade_state_load(NULL, NULL, state.data, state.len, false, &why);
 	upgrade_state_free(&state);
@@ -1404,6 +1414,19 @@ static void ring_outside_memory(struct vmc_device *dev, bool undo)
 	vq->used_uaddr = undo ? saved : RAM_SIZE - 8;
 }
 
+/* A listening channel's socket path naming another file (unlinked at removal). */
+static void path_elsewhere(struct vmc_device *dev, bool undo)
+{
+	static char saved[sizeof(dev->chans[1]->path)];
+
+	if (!undo)
+		memcpy(saved, dev->chans[1]->path, sizeof(saved));
+	else
+		memcpy(dev->chans[1]->path, saved, sizeof(saved));
+	if (!undo)
+		strcpy(dev->chans[1]->path, "/etc/passwd");
+}
+
 static void bad_name(struct vmc_device *dev, bool undo)
 {
 	strcpy(dev->chans[1]->name, undo ? "b" : "../b");
@@ -1435,7 +1458,7 @@ static int upgrade_in_child(const char *path, char *why, size_t size)
 	pid = fork();
 	VMC_ASSERT_FATAL(pid >= 0);
 	if (pid == 0) {
-		struct upgrade_daemon daemon = test_daemon;
+		struct upgrade_daemon daemon = *test_daemon_here();
 
 		upgrade_setup(argv, g.dev, &daemon);
 		upgrade_run(path, why, size);
@@ -1616,7 +1639,7 @@ static void test_upgrade_rejects(void)
 	size_t len;
 
 	guest_start(names, 2);
-	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, &test_daemon, &state) == 0);
+	VMC_ASSERT_FATAL(upgrade_state_save(g.dev, test_daemon_here(), &state) == 0);
 	CU_ASSERT_EQUAL(upgrade_state_load(NULL, NULL, state.data, state.len, false, &why), 0);
 	for (len = 0; len < state.len; len++)
 		if (upgrade_state_load(NULL, NULL, state.data, len, false, &why) == 0)
@@ -1670,6 +1693,8 @@ static void test_upgrade_rejects(void)
 	CU_ASSERT_STRING_EQUAL(load_mutated(next_id_at_end), "next channel id out of range");
 	CU_ASSERT_STRING_EQUAL(load_mutated(chain_in_flight), "a chain in flight");
 	CU_ASSERT_STRING_EQUAL(load_mutated(ring_outside_memory), "a ring is outside guest memory");
+	CU_ASSERT_STRING_EQUAL(load_mutated(path_elsewhere),
+			       "a channel's socket is not <endpoint dir>/<name>.sock");
 	CU_ASSERT_STRING_EQUAL(load_mutated(fd_twice), "a descriptor listed twice in the fd table");
 	guest_stop();
 }
