@@ -18,11 +18,16 @@ void vq_init(struct vq *vq)
 
 void vq_reset(struct vq *vq)
 {
+	const struct vq *rings = vq->rings;
+	unsigned int nrings = vq->nrings;
+
 	if (vq->kick_fd >= 0)
 		close(vq->kick_fd);
 	if (vq->call_fd >= 0)
 		close(vq->call_fd);
 	vq_init(vq);
+	vq->rings = rings;
+	vq->nrings = nrings;
 }
 
 void vq_ring_sizes(const struct vq *vq, size_t *desc, size_t *avail, size_t *used)
@@ -36,6 +41,62 @@ void vq_ring_sizes(const struct vq *vq, size_t *desc, size_t *avail, size_t *use
 		sizeof(__virtio16);
 }
 
+static bool ranges_overlap(uintptr_t a, size_t alen, const void *b, size_t blen)
+{
+	return b && a < (uintptr_t)b + blen && (uintptr_t)b < a + alen;
+}
+
+/* Whether [p, p + len) overlaps a part of @r's ring. */
+static bool ring_overlaps(const struct vq *r, uintptr_t p, size_t len)
+{
+	size_t desc, avail, used;
+
+	vq_ring_sizes(r, &desc, &avail, &used);
+	return ranges_overlap(p, len, r->desc, desc) || ranges_overlap(p, len, r->avail, avail) ||
+	       ranges_overlap(p, len, r->used, used);
+}
+
+/* Whether the device writing [p, p + len) could change one of its rings. */
+static bool vq_write_hits_ring(const struct vq *vq, const void *p, size_t len)
+{
+	unsigned int i;
+
+	if (!vq->rings)
+		return ring_overlaps(vq, (uintptr_t)p, len);
+	for (i = 0; i < vq->nrings; i++)
+		if (ring_overlaps(&vq->rings[i], (uintptr_t)p, len))
+			return true;
+	return false;
+}
+
+static size_t vq_used_size(const struct vq *vq)
+{
+	size_t desc, avail, used;
+
+	vq_ring_sizes(vq, &desc, &avail, &used);
+	return used;
+}
+
+/* Whether @vq's used ring, which the device writes, lies on a part of a ring. */
+static bool vq_used_hits_ring(const struct vq *vq)
+{
+	size_t desc, avail, used;
+	unsigned int i;
+
+	vq_ring_sizes(vq, &desc, &avail, &used);
+	if (ranges_overlap((uintptr_t)vq->used, used, vq->desc, desc) ||
+	    ranges_overlap((uintptr_t)vq->used, used, vq->avail, avail))
+		return true;
+	for (i = 0; vq->rings && i < vq->nrings; i++) {
+		const struct vq *r = &vq->rings[i];
+
+		if (r != vq && r->desc && (ring_overlaps(r, (uintptr_t)vq->used, used) ||
+					   ring_overlaps(vq, (uintptr_t)r->used, vq_used_size(r))))
+			return true;
+	}
+	return false;
+}
+
 bool vq_map(struct vq *vq, const struct guest_mem *mem)
 {
 	size_t desc, avail, used;
@@ -46,7 +107,7 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
 	vq->used = guest_mem_uaddr(mem, vq->used_uaddr, used);
 	/* The alignments the virtio spec requires (2.7.10.1): fields are read in place. */
 	if (!vq->desc || !vq->avail || !vq->used || (uintptr_t)vq->desc % 16 ||
-	    (uintptr_t)vq->avail % 2 || (uintptr_t)vq->used % 4) {
+	    (uintptr_t)vq->avail % 2 || (uintptr_t)vq->used % 4 || vq_used_hits_ring(vq)) {
 		vq->desc = NULL;
 		vq->avail = NULL;
 		vq->used = NULL;
@@ -75,9 +136,13 @@ static int vq_fail(struct vq *vq, const char *why, unsigned int value)
 	return -1;
 }
 
-/* Adds the guest buffer [addr, addr + len) to @iov, split at region ends. */
+/*
+ * Adds the guest buffer [addr, addr + len) to @iov, split at region ends.  A
+ * buffer the device writes (@writable) must not lie on a ring.
+ */
 static int vq_map_desc(struct vq *vq, const struct guest_mem *mem, uint64_t addr,
-		       uint32_t len, struct iovec *iov, unsigned int *n, size_t *total)
+		       uint32_t len, bool writable, struct iovec *iov, unsigned int *n,
+		       size_t *total)
 {
 	while (len) {
 		uint64_t chunk = len;
@@ -86,6 +151,8 @@ static int vq_map_desc(struct vq *vq, const struct guest_mem *mem, uint64_t addr
 		if (!hva)
 			return vq_fail(vq, "descriptor address outside guest memory",
 				       (unsigned int)(addr >> 12));
+		if (writable && vq_write_hits_ring(vq, hva, chunk))
+			return vq_fail(vq, "writable buffer on a ring", (unsigned int)(addr >> 12));
 		if (*n == VQ_MAX_IOV)
 			return vq_fail(vq, "descriptor chain too fragmented", *n);
 		iov[*n].iov_base = hva;
@@ -155,12 +222,12 @@ int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem)
 		if (flags & VRING_DESC_F_INDIRECT)
 			return vq_fail(vq, "indirect descriptor (not negotiated)", i);
 		if (flags & VRING_DESC_F_WRITE) {
-			err = vq_map_desc(vq, mem, le64toh(d->addr), le32toh(d->len),
+			err = vq_map_desc(vq, mem, le64toh(d->addr), le32toh(d->len), true,
 					  elem->in, &elem->n_in, &elem->in_len);
 		} else {
 			if (elem->n_in)
 				return vq_fail(vq, "readable descriptor after a writable one", i);
-			err = vq_map_desc(vq, mem, le64toh(d->addr), le32toh(d->len),
+			err = vq_map_desc(vq, mem, le64toh(d->addr), le32toh(d->len), false,
 					  elem->out, &elem->n_out, &elem->out_len);
 		}
 		if (err)

@@ -42,6 +42,13 @@ struct vq {
 	bool enabled;			/* SET_VRING_ENABLE */
 	bool started;			/* kick fd received, not stopped since */
 	bool broken;			/* the guest violated the ring protocol */
+	/*
+	 * Every ring of the device, this one included (NULL: this one only):
+	 * the device never writes where a ring lies, or its own writes could
+	 * move an avail index or rewrite descriptors under it.
+	 */
+	const struct vq *rings;
+	unsigned int nrings;
 };
 
 /* One descriptor chain: device-readable (out) then device-writable (in). */

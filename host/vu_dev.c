@@ -30,6 +30,8 @@ void vu_dev_init(struct vu_dev *dev, const struct vu_device_ops *ops, void *opaq
 	guest_mem_fault_fd();
 	for (i = 0; i < VU_DEV_MAX_QUEUES; i++) {
 		vq_init(&dev->vqs[i]);
+		dev->vqs[i].rings = dev->vqs;
+		dev->vqs[i].nrings = ops->num_queues;
 		dev->kicks[i].dev = dev;
 		dev->kicks[i].index = i;
 		dev->kicks[i].watch.fd = -1;

@@ -86,6 +86,36 @@ static void make_avail(uint16_t idx, uint16_t head)
 	a->idx = htole16(idx);
 }
 
+/*
+ * The device never writes where a ring lies: a used ring laid over the avail
+ * ring is refused when mapped, and so is a writable buffer on a ring (our
+ * writes would move the avail index: the fuzzer found a daemon that popped
+ * for ever that way).
+ */
+static void test_vq_refuses_writes_on_rings(void)
+{
+	struct vq_elem elem;
+
+	fake_ram_setup();
+	vq.used_uaddr = vq.avail_uaddr;
+	CU_ASSERT_FALSE(vq_map(&vq, &mem));
+	vq.used_uaddr = FAKE_UADDR + DESC_GPA + 0x40;	/* inside the descriptor table */
+	CU_ASSERT_FALSE(vq_map(&vq, &mem));
+	vq.used_uaddr = FAKE_UADDR + USED_GPA;
+	VMC_ASSERT_FATAL(vq_map(&vq, &mem));
+	set_desc(0, AVAIL_GPA, 16, VRING_DESC_F_WRITE, 0);
+	make_avail(1, 0);
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), -1);
+	CU_ASSERT_TRUE(vq.broken);
+	fake_ram_teardown();
+	/* Read from there, it is only odd: the device does not write it. */
+	fake_ram_setup();
+	set_desc(0, AVAIL_GPA, 16, 0, 0);
+	make_avail(1, 0);
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 1);
+	fake_ram_teardown();
+}
+
 static void test_vq_pops_chain(void)
 {
 	struct vq_elem elem;
@@ -638,6 +668,7 @@ void register_host_tests(void)
 	CU_pSuite s = vmc_add_suite("host virtqueue");
 
 	vmc_add_test(s, "pops a readable+writable chain", test_vq_pops_chain);
+	vmc_add_test(s, "no device write on a ring", test_vq_refuses_writes_on_rings);
 	vmc_add_test(s, "avail index wraps at 65535", test_vq_wraps_avail_index);
 	vmc_add_test(s, "descriptor loop stops the ring", test_vq_rejects_loop);
 	vmc_add_test(s, "addresses outside guest memory", test_vq_rejects_outside_memory);
