@@ -466,6 +466,8 @@ static void load_vu(struct reader *r, struct vu_dev *vu)
 			fail(r, "a chain in flight");
 		if (!r->apply || r->why)
 			continue;
+		ring.rings = vq->rings;		/* the device's, set when it was made */
+		ring.nrings = vq->nrings;
 		*vq = ring;
 		if (bit(flags, 0) && !vq_map(vq, &vu->mem))
 			fail(r, "a ring is outside guest memory");

@@ -64,7 +64,8 @@ static bool vq_write_hits_ring(const struct vq *vq, const void *p, size_t len)
 	if (!vq->rings)
 		return ring_overlaps(vq, (uintptr_t)p, len);
 	for (i = 0; i < vq->nrings; i++)
-		if (ring_overlaps(&vq->rings[i], (uintptr_t)p, len))
+		if ((&vq->rings[i] == vq || vq->rings[i].started) &&
+		    ring_overlaps(&vq->rings[i], (uintptr_t)p, len))
 			return true;
 	return false;
 }
@@ -77,8 +78,7 @@ static size_t vq_used_size(const struct vq *vq)
 	return used;
 }
 
-/* Whether @vq's used ring, which the device writes, lies on a part of a ring. */
-static bool vq_used_hits_ring(const struct vq *vq)
+bool vq_used_hits_ring(const struct vq *vq)
 {
 	size_t desc, avail, used;
 	unsigned int i;
@@ -90,8 +90,8 @@ static bool vq_used_hits_ring(const struct vq *vq)
 	for (i = 0; vq->rings && i < vq->nrings; i++) {
 		const struct vq *r = &vq->rings[i];
 
-		if (r != vq && r->desc && (ring_overlaps(r, (uintptr_t)vq->used, used) ||
-					   ring_overlaps(vq, (uintptr_t)r->used, vq_used_size(r))))
+		if (r != vq && r->started && (ring_overlaps(r, (uintptr_t)vq->used, used) ||
+					      ring_overlaps(vq, (uintptr_t)r->used, vq_used_size(r))))
 			return true;
 	}
 	return false;
@@ -107,7 +107,7 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
 	vq->used = guest_mem_uaddr(mem, vq->used_uaddr, used);
 	/* The alignments the virtio spec requires (2.7.10.1): fields are read in place. */
 	if (!vq->desc || !vq->avail || !vq->used || (uintptr_t)vq->desc % 16 ||
-	    (uintptr_t)vq->avail % 2 || (uintptr_t)vq->used % 4 || vq_used_hits_ring(vq)) {
+	    (uintptr_t)vq->avail % 2 || (uintptr_t)vq->used % 4) {
 		vq->desc = NULL;
 		vq->avail = NULL;
 		vq->used = NULL;
@@ -116,12 +116,21 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem)
 	return true;
 }
 
+static int vq_fail(struct vq *vq, const char *why, unsigned int value)
+{
+	log_error("virtqueue: %s (%u); ring stopped", why, value);
+	vq->broken = true;
+	return -1;
+}
+
 void vq_start(struct vq *vq, bool event_idx)
 {
 	vq->used_idx = le16toh(vq->used->idx);
 	vq->event_idx = event_idx;
 	vq->signalled_used_valid = false;
 	vq->started = true;
+	if (vq_used_hits_ring(vq))
+		vq_fail(vq, "used ring on a ring", 0);
 }
 
 bool vq_ready(const struct vq *vq)
@@ -129,12 +138,6 @@ bool vq_ready(const struct vq *vq)
 	return vq->started && vq->enabled && vq->desc && !vq->broken;
 }
 
-static int vq_fail(struct vq *vq, const char *why, unsigned int value)
-{
-	log_error("virtqueue: %s (%u); ring stopped", why, value);
-	vq->broken = true;
-	return -1;
-}
 
 /*
  * Adds the guest buffer [addr, addr + len) to @iov, split at region ends.  A

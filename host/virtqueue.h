@@ -44,8 +44,8 @@ struct vq {
 	bool broken;			/* the guest violated the ring protocol */
 	/*
 	 * Every ring of the device, this one included (NULL: this one only):
-	 * the device never writes where a ring lies, or its own writes could
-	 * move an avail index or rewrite descriptors under it.
+	 * the device never writes where a started ring lies, or its own writes
+	 * could move an avail index or rewrite descriptors under it.
 	 */
 	const struct vq *rings;
 	unsigned int nrings;
@@ -70,6 +70,13 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem);
 /* The ring runs from the guest's used index on; @event_idx: VIRTIO_RING_F_EVENT_IDX. */
 void vq_start(struct vq *vq, bool event_idx);
 bool vq_ready(const struct vq *vq);
+/*
+ * Whether the mapped ring's used ring, which the device writes, lies on a
+ * part of itself or of another started ring of the device.  vq_start() checks
+ * it (a ring that fails is broken); a stopped ring's addresses may be stale
+ * while the frontend sets it up again, so they do not count.
+ */
+bool vq_used_hits_ring(const struct vq *vq);
 /*
  * 1: popped into @elem; 0: ring empty; -1: broken ring (vq->broken set).
  * With EVENT_IDX an empty ring asks the guest for a kick on its next buffer

@@ -87,22 +87,37 @@ static void make_avail(uint16_t idx, uint16_t head)
 }
 
 /*
- * The device never writes where a ring lies: a used ring laid over the avail
- * ring is refused when mapped, and so is a writable buffer on a ring (our
- * writes would move the avail index: the fuzzer found a daemon that popped
- * for ever that way).
+ * The device never writes where a started ring lies: a used ring laid over a
+ * ring's parts is refused when the ring starts, and so is a writable buffer on
+ * a ring (our writes would move the avail index: the fuzzer found a daemon
+ * that popped for ever that way).
  */
 static void test_vq_refuses_writes_on_rings(void)
 {
+	struct vq rings[2];
 	struct vq_elem elem;
 
 	fake_ram_setup();
 	vq.used_uaddr = vq.avail_uaddr;
-	CU_ASSERT_FALSE(vq_map(&vq, &mem));
+	VMC_ASSERT_FATAL(vq_map(&vq, &mem));
+	CU_ASSERT_TRUE(vq_used_hits_ring(&vq));
 	vq.used_uaddr = FAKE_UADDR + DESC_GPA + 0x40;	/* inside the descriptor table */
-	CU_ASSERT_FALSE(vq_map(&vq, &mem));
+	VMC_ASSERT_FATAL(vq_map(&vq, &mem));
+	CU_ASSERT_TRUE(vq_used_hits_ring(&vq));
 	vq.used_uaddr = FAKE_UADDR + USED_GPA;
 	VMC_ASSERT_FATAL(vq_map(&vq, &mem));
+	CU_ASSERT_FALSE(vq_used_hits_ring(&vq));
+	/* Another started ring's used ring over this one's avail ring. */
+	rings[0] = vq;
+	rings[1] = vq;
+	rings[0].rings = rings[1].rings = rings;
+	rings[0].nrings = rings[1].nrings = 2;
+	rings[1].used_uaddr = vq.avail_uaddr;
+	VMC_ASSERT_FATAL(vq_map(&rings[1], &mem));
+	rings[1].started = false;
+	CU_ASSERT_FALSE(vq_used_hits_ring(&rings[0]));	/* stopped: its addresses may be stale */
+	rings[1].started = true;
+	CU_ASSERT_TRUE(vq_used_hits_ring(&rings[0]));
 	set_desc(0, AVAIL_GPA, 16, VRING_DESC_F_WRITE, 0);
 	make_avail(1, 0);
 	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), -1);
