@@ -97,12 +97,14 @@ struct vmc_channel *vmc_channel_get_by_minor(unsigned int minor)
 struct vmc_channel *vmc_channel_get_by_id(struct vmc_dev *vmc, u32 id)
 {
 	struct vmc_channel *ch;
+	unsigned long flags;
 
-	xa_lock(&vmc->channels);
+	/* Called by rxq's interrupt too: the table's lock is irq-safe. */
+	xa_lock_irqsave(&vmc->channels, flags);
 	ch = xa_load(&vmc->channels, id);
 	if (ch)
 		kref_get(&ch->kref);
-	xa_unlock(&vmc->channels);
+	xa_unlock_irqrestore(&vmc->channels, flags);
 	return ch;
 }
 
@@ -187,7 +189,7 @@ static int vmc_channel_add(struct vmc_dev *vmc, u32 id, const u8 *name)
 	init_waitqueue_head(&ch->rd_wait);
 	init_waitqueue_head(&ch->wr_wait);
 
-	err = xa_insert(&vmc->channels, id, ch, GFP_KERNEL);
+	err = xa_insert_irq(&vmc->channels, id, ch, GFP_KERNEL);
 	if (err)
 		goto err_free;
 	kref_get(&vmc->kref);
@@ -219,7 +221,7 @@ err_remove_minor:
 	idr_remove(&vmc_minors, ch->minor);
 err_unlock:
 	mutex_unlock(&vmc_minor_lock);
-	xa_erase(&vmc->channels, id);
+	xa_erase_irq(&vmc->channels, id);
 	/* The channel reference on vmc is dropped by the release below. */
 	vmc_channel_put(ch);
 	return err;
@@ -234,7 +236,7 @@ static void vmc_channel_remove(struct vmc_dev *vmc, struct vmc_channel *ch)
 	unsigned int actions;
 
 	lockdep_assert_held(&vmc->table_lock);
-	xa_erase(&vmc->channels, ch->id);
+	xa_erase_irq(&vmc->channels, ch->id);
 
 	mutex_lock(&vmc_minor_lock);
 	idr_remove(&vmc_minors, ch->minor);

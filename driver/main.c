@@ -140,7 +140,7 @@ static int vmc_probe(struct virtio_device *vdev)
 	INIT_WORK(&vmc->config_work, vmc_config_work);
 	INIT_DELAYED_WORK(&vmc->owed_work, vmc_owed_work);
 	mutex_init(&vmc->table_lock);
-	xa_init(&vmc->channels);
+	xa_init_flags(&vmc->channels, XA_FLAGS_LOCK_IRQ);
 	INIT_LIST_HEAD(&vmc->rx_pool);
 
 	/* Ready before the nodes exist: an open sends OPEN at once. */

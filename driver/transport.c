@@ -285,6 +285,7 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 	struct device *dev = &vmc->vdev->dev;
 	struct vmc_channel *ch;
 	unsigned int actions;
+	unsigned long flags;
 	bool is_data, is_dev;
 	u32 len, id;
 	u16 type;
@@ -330,52 +331,128 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 		dev_warn_ratelimited(dev, "rx: message for unknown channel %u: dropped\n", id);
 		return false;
 	}
-	spin_lock_irq(&ch->lock);
+	spin_lock_irqsave(&ch->lock, flags);
 	actions = vmc_chan_step(ch, VMC_CH_EV_RX, &msg, NULL);
-	spin_unlock_irq(&ch->lock);
+	spin_unlock_irqrestore(&ch->lock, flags);
+	/* A received message never makes the channel send (this may be an interrupt). */
+	if (WARN_ON_ONCE(actions & VMC_ACT_SEND))
+		actions &= ~VMC_ACT_SEND;
 	vmc_chan_act(ch, actions, NULL);
 	vmc_channel_put(ch);
 	return actions & VMC_ACT_RX_KEPT;
 }
 
-/* Drains rxq, VMC_RX_BUDGET messages at a time, and keeps it full. */
+/*
+ * Tops rxq up from the pool alone, as the interrupt handler can; caller
+ * holds rx_lock.  Return: whether anything was posted.
+ */
+static bool vmc_rx_refill_pooled(struct vmc_dev *vmc)
+{
+	struct vmc_rx_buf *buf;
+	bool posted = false;
+
+	while (vmc->rx_posted < VMC_RX_BUFS && (buf = vmc_rx_pool_pop(vmc))) {
+		if (vmc_rx_post(vmc, buf)) {
+			vmc_rx_buf_put_locked(vmc, buf);
+			break;
+		}
+		posted = true;
+	}
+	return posted;
+}
+
+/**
+ * vmc_rx_poll() - take messages off rxq, at most VMC_RX_BUDGET
+ * @vmc: the device
+ *
+ * Called by rxq's interrupt and by the rx work.  One caller at a time
+ * (vmc_dev.rx_polling) takes messages, in the order the device used them:
+ * another that finds it busy leaves the rest to it.  rxq's interrupt stays
+ * off meanwhile, and is turned on again only once rxq looks empty, so that
+ * the device raises no interrupt for what the poller would take anyway.
+ * Used buffers go back to rxq at once, from the pool.  Nothing here sleeps.
+ *
+ * Return: whether the rx work must go on: the budget is spent, or rxq lacks
+ * buffers that only the allocator can give.
+ */
+static bool vmc_rx_poll(struct vmc_dev *vmc)
+{
+	struct virtqueue *kick = NULL;
+	enum vmc_dev_state state;
+	struct vmc_rx_buf *buf;
+	unsigned int used, n = 0;
+	unsigned long flags;
+	bool posted = false, more = false, kept;
+
+	spin_lock_irqsave(&vmc->rx_lock, flags);
+	if (vmc->rx_polling || !vmc_rx_live(vmc->state)) {
+		spin_unlock_irqrestore(&vmc->rx_lock, flags);
+		return false;
+	}
+	vmc->rx_polling = true;
+	virtqueue_disable_cb(vmc->rx_vq);
+	/* A message may end the rings (the device's SUSPEND): look each time. */
+	while (vmc_rx_live(state = vmc->state)) {
+		if (n == VMC_RX_BUDGET) {
+			more = true;
+			break;
+		}
+		buf = virtqueue_get_buf(vmc->rx_vq, &used);
+		if (!buf) {
+			/* Re-armed with none used meanwhile: done. */
+			if (virtqueue_enable_cb(vmc->rx_vq))
+				break;
+			virtqueue_disable_cb(vmc->rx_vq);
+			continue;
+		}
+		n++;
+		vmc->rx_posted--;
+		spin_unlock_irqrestore(&vmc->rx_lock, flags);
+		kept = vmc_rx_buffer(vmc, state, buf, used);
+		spin_lock_irqsave(&vmc->rx_lock, flags);
+		if (!kept)
+			posted |= vmc_rx_buf_put_locked(vmc, buf);
+	}
+	vmc->rx_polling = false;
+	if (vmc_rx_live(vmc->state)) {
+		posted |= vmc_rx_refill_pooled(vmc);
+		more |= vmc->rx_posted < VMC_RX_BUFS;
+		if (posted)
+			kick = vmc_kick_prepare(vmc, vmc->rx_vq);
+	}
+	spin_unlock_irqrestore(&vmc->rx_lock, flags);
+	vmc_notify(vmc, kick);
+	return more;
+}
+
+/*
+ * Takes the messages rxq's interrupt left (budget spent) and allocates the
+ * buffers rxq lacks.
+ */
 void vmc_rx_work(struct work_struct *work)
 {
 	struct vmc_dev *vmc = container_of(work, struct vmc_dev, rx_work);
-	enum vmc_dev_state state;
-	struct vmc_rx_buf *buf;
-	unsigned int used, n;
-	bool posted = false;
+	bool more;
 
-	for (n = 0; n < VMC_RX_BUDGET; n++) {
-		spin_lock_irq(&vmc->rx_lock);
-		state = vmc->state;
-		buf = vmc_rx_live(state) ? virtqueue_get_buf(vmc->rx_vq, &used) : NULL;
-		if (buf)
-			vmc->rx_posted--;
-		spin_unlock_irq(&vmc->rx_lock);
-		if (!buf)
-			break;
-		if (!vmc_rx_buffer(vmc, state, buf, used)) {
-			spin_lock_irq(&vmc->rx_lock);
-			posted |= vmc_rx_buf_put_locked(vmc, buf);
-			spin_unlock_irq(&vmc->rx_lock);
-		}
-		cond_resched();
-	}
-	posted |= vmc_rx_refill(vmc, false);
-	if (posted)
+	more = vmc_rx_poll(vmc);
+	if (vmc_rx_refill(vmc, false))
 		vmc_rx_kick(vmc);
 	/* Budget spent: let other work run, then continue. */
-	if (n == VMC_RX_BUDGET)
+	if (more)
 		schedule_work(&vmc->rx_work);
 }
 
+/*
+ * rxq's interrupt: messages are taken here, as virtio_console does, rather
+ * than in a work item, which cost every message a context switch (in a
+ * round trip, twice the device's latency under emulation).
+ */
 void vmc_rx_done(struct virtqueue *vq)
 {
 	struct vmc_dev *vmc = vq->vdev->priv;
 
-	schedule_work(&vmc->rx_work);
+	if (vmc_rx_poll(vmc))
+		schedule_work(&vmc->rx_work);
 }
 
 /*
@@ -855,11 +932,11 @@ void vmc_owed_work(struct work_struct *work)
 	unsigned long id = 0;
 
 	for (;;) {
-		xa_lock(&vmc->channels);
+		xa_lock_irq(&vmc->channels);
 		ch = xa_find(&vmc->channels, &id, ULONG_MAX, XA_PRESENT);
 		if (ch)
 			kref_get(&ch->kref);
-		xa_unlock(&vmc->channels);
+		xa_unlock_irq(&vmc->channels);
 		if (!ch)
 			break;
 		if (READ_ONCE(ch->owed))

@@ -35,7 +35,7 @@
 #include "compat.h"
 
 /* Bytes a channel can hold from the host (buf_alloc) while the node is open. */
-#define VMC_RX_WINDOW		(128 * 1024)
+#define VMC_RX_WINDOW		(512 * 1024)
 /*
  * Receive buffers posted on rxq: one message each, the header in
  * struct vmc_rx_buf and up to VMCHANNEL_MAX_PAYLOAD in VMC_RX_ORDER pages.
@@ -44,7 +44,7 @@
 #define VMC_RX_SIZE		(PAGE_SIZE << VMC_RX_ORDER)
 #define VMC_RX_BUFS		32
 /* Free receive buffers kept for reuse (see transport.c). */
-#define VMC_RX_POOL		8
+#define VMC_RX_POOL		16
 /* When rxq lacks buffers and memory ran out, the next try (transport.c). */
 #define VMC_RX_RETRY		(HZ / 10)
 /*
@@ -53,9 +53,9 @@
  * to the channel's last buffer or to VMC_RX_COPY_ALLOC bytes allocated for it.
  */
 #define VMC_RX_COPY_MAX		2048
-#define VMC_RX_KEEP_MAX		4
+#define VMC_RX_KEEP_MAX		8
 #define VMC_RX_COPY_ALLOC	(16 * 1024)
-/* Messages the rx work handles before it lets others run. */
+/* Messages rxq's interrupt (or the rx work) takes at a time. */
 #define VMC_RX_BUDGET		64
 /*
  * txq payload buffers (transport.c): a page for control messages and short
@@ -179,11 +179,12 @@ struct vmc_rx_msg {
  * @tx_pooled: how many of each
  * @tx_unkicked: buffers added to @tx_vq since its last kick
  * @rx_posted: buffers on @rx_vq
+ * @rx_polling: rxq's interrupt or the rx work is taking messages (vmc_rx_poll())
  * @rx_pool: free receive buffers (struct vmc_rx_buf.node)
  * @rx_pooled: how many
  * @notifying: kicks under way outside the locks; vmc_del_vqs() waits for 0
  * @tx_wait: senders and pollers waiting for room on @tx_vq or for RUNNING
- * @rx_work: drains @rx_vq
+ * @rx_work: takes what rxq's interrupt left (budget spent), allocates rxq buffers
  * @rx_retry_work: tops @rx_vq up again after memory ran out
  * @config_work: re-reads the channel table after a configuration change
  * @owed_work: sends the messages channels owe (vmc_channel.owed)
@@ -196,7 +197,7 @@ struct vmc_dev {
 	struct virtio_device *vdev;
 	struct virtqueue *rx_vq;
 	struct virtqueue *tx_vq;
-	spinlock_t rx_lock; /* serialises rx_vq; with tx_lock, writes of state */
+	spinlock_t rx_lock; /* rx_vq, rx_posted, rx_polling, rx pool; with tx_lock, state */
 	spinlock_t tx_lock; /* serialises tx_vq, the tx pool; with rx_lock, state */
 	/* Written holding rx_lock then tx_lock, read holding either. */
 	enum vmc_dev_state state;
@@ -205,6 +206,7 @@ struct vmc_dev {
 	unsigned int tx_pooled[VMC_TX_SIZES];
 	unsigned int tx_unkicked;
 	unsigned int rx_posted;
+	bool rx_polling;
 	struct list_head rx_pool;
 	unsigned int rx_pooled;
 	atomic_t notifying;

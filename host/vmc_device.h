@@ -20,7 +20,7 @@
 #include "vu_dev.h"
 
 /* Bytes the device holds per channel from the guest (its buf_alloc). */
-#define VMC_G2H_BUF_SIZE (256 * 1024)
+#define VMC_G2H_BUF_SIZE (1024 * 1024)
 /* How long a removed channel's host program has to take its last bytes. */
 #define VMC_REMOVED_DRAIN_SECONDS 30
 /*

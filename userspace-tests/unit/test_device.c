@@ -514,7 +514,7 @@ static void test_no_rx_buffer_no_busy_loop(void)
 static void test_reopen_drains_first_session(void)
 {
 	char *names[] = { "a" };
-	static uint8_t got[256 * 1024];
+	static uint8_t got[VMC_G2H_BUF_SIZE];
 	struct vmchannel_hdr hdr;
 	uint32_t sent = 0, off = 0;
 	ssize_t n;
