@@ -587,7 +587,9 @@ void vmc_tx_done(struct virtqueue *vq)
  * rather than on an interrupt per message: under emulation each interrupt
  * costs several exits.  Only a full ring enables the interrupt, so that
  * vmc_tx_done() wakes vmc_dev.tx_wait, where senders and pollers wait for
- * room.
+ * room.  It comes once the device has used three quarters of what txq holds,
+ * not at its next buffer: with many channels busy, each freed slot woke every
+ * poller to compete for it.
  */
 static bool vmc_tx_room(struct vmc_dev *vmc)
 {
@@ -595,7 +597,7 @@ static bool vmc_tx_room(struct vmc_dev *vmc)
 	if (vmc->tx_vq->num_free >= 2)
 		return true;
 	/* Enable the interrupt, then look again in case it came too early. */
-	if (virtqueue_enable_cb(vmc->tx_vq))
+	if (virtqueue_enable_cb_delayed(vmc->tx_vq))
 		return false;
 	vmc_tx_reclaim(vmc);
 	return vmc->tx_vq->num_free >= 2;

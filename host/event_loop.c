@@ -25,7 +25,7 @@ static void (*batch_end_fn)(void *opaque);
 static void *batch_end_opaque;
 static struct watch *paused;	/* loop_pause(): a list through next_paused */
 
-static int64_t now_ms(void)
+int64_t loop_now_ms(void)
 {
 	struct timespec ts;
 
@@ -137,7 +137,7 @@ void loop_pause(struct watch *w, int ms)
 		return;
 	w->paused_events = w->events;
 	loop_set_events(w, 0);
-	w->resume_ms = now_ms() + ms;
+	w->resume_ms = loop_now_ms() + ms;
 	w->next_paused = paused;
 	paused = w;
 }
@@ -145,7 +145,7 @@ void loop_pause(struct watch *w, int ms)
 /* Ends the pauses that are over; returns the milliseconds to the next end, or -1. */
 static int resume_paused(void)
 {
-	int64_t now = now_ms(), next = -1;
+	int64_t now = loop_now_ms(), next = -1;
 	struct watch *w, *after;
 
 	for (w = paused; w; w = after) {
@@ -205,6 +205,8 @@ int loop_run(void)
 	while (!stopping)
 		if (loop_dispatch(-1) < 0)
 			return -1;
+	/* Callers may dispatch on to finish work (vmchanneld delivering before exit). */
+	stopping = false;
 	return 0;
 }
 

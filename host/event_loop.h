@@ -53,7 +53,12 @@ void loop_on_batch_end(void (*fn)(void *opaque), void *opaque);
  * unit tests step the loop with it.
  */
 int loop_dispatch(int timeout_ms);
-/* Runs until loop_stop(); returns 0, or -1 on an epoll failure. */
+/* CLOCK_MONOTONIC in milliseconds: the clock of loop_pause() and deadlines. */
+int64_t loop_now_ms(void);
+/*
+ * Runs until loop_stop(), which also ends the current batch; returns 0, or -1
+ * on an epoll failure.  loop_dispatch() works again after it returns.
+ */
 int loop_run(void);
 void loop_stop(void);
 

@@ -3,9 +3,9 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "event_loop.h"
 #include "log.h"
 #include "vhost_user.h"
 
@@ -19,16 +19,8 @@ void vu_close_fds(struct vu_msg *msg)
 	msg->nfds = 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
- * Waits until @fd is readable or @deadline (a now_ms() time) passes.  No
+ * Waits until @fd is readable or @deadline (a loop_now_ms() time) passes.  No
  * read blocks: a frontend that stops in the middle of a message
  * holds the daemon (and SIGTERM) for at most VU_MSG_TIMEOUT_MS.
  */
@@ -39,7 +31,7 @@ static bool wait_readable(int fd, int64_t deadline)
 	int n;
 
 	do {
-		left = deadline - now_ms();
+		left = deadline - loop_now_ms();
 		if (left <= 0)
 			return false;
 		n = poll(&pfd, 1, (int)left);
@@ -75,7 +67,7 @@ int vu_recv(int fd, struct vu_msg *msg)
 		.msg_iov = &iov, .msg_iovlen = 1,
 		.msg_control = control, .msg_controllen = sizeof(control),
 	};
-	int64_t deadline = now_ms() + VU_MSG_TIMEOUT_MS;
+	int64_t deadline = loop_now_ms() + VU_MSG_TIMEOUT_MS;
 	struct cmsghdr *cmsg;
 	ssize_t n;
 

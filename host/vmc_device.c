@@ -468,6 +468,21 @@ int vmc_device_resume(struct vmc_device *dev)
 	return 0;
 }
 
+uint64_t vmc_device_undelivered(const struct vmc_device *dev)
+{
+	const struct vmc_chan *ch;
+	uint64_t held = 0;
+	unsigned int i;
+
+	for (i = 0; i < dev->nchans; i++)
+		if (vmc_chan_host_takes(dev->chans[i]))
+			held += dev->chans[i]->buf_len;
+	for (ch = dev->removed; ch; ch = ch->next_removed)
+		if (vmc_chan_host_takes(ch))
+			held += ch->buf_len;
+	return held;
+}
+
 void vmc_device_fini(struct vmc_device *dev)
 {
 	unsigned int i;

@@ -131,6 +131,8 @@ int vmc_device_ready_restore(struct vmc_device *dev, uint32_t id);
 int vmc_device_resume(struct vmc_device *dev);
 /* Closes every endpoint and removes its socket. */
 void vmc_device_fini(struct vmc_device *dev);
+/* Guest bytes held for host programs that still take them (table and removed channels). */
+uint64_t vmc_device_undelivered(const struct vmc_device *dev);
 /* Interrupts the guest for what its queues used since the last one. */
 void vmc_device_signal_guest(struct vmc_device *dev);
 /*

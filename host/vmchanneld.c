@@ -27,6 +27,15 @@
 #include "vmc_device.h"
 
 #define EXIT_USAGE 2
+/*
+ * Leaving (SIGTERM, SIGINT, or the frontend of --fd gone), guest bytes still
+ * held for host programs that read are written first: their writers were told
+ * the bytes went (write() returned), as a pipe's reader still gets what a
+ * writer that exited wrote.  For at most STOP_DELIVER_MS, and no longer than
+ * STOP_STALL_MS while host programs take nothing; a second signal exits at once.
+ */
+#define STOP_DELIVER_MS 10000
+#define STOP_STALL_MS 1000
 
 static struct vmc_device device;
 static int frontend_listen_fd = -1;
@@ -41,6 +50,8 @@ static struct upgrade_daemon daemon_state = {
 };
 static uint8_t *upgrade_data;	/* the state a previous binary handed over, if any */
 static size_t upgrade_len;
+static bool delivering;		/* leaving: writing what host programs are owed */
+static bool exit_now;		/* a second signal while delivering */
 
 static void usage(FILE *out)
 {
@@ -92,6 +103,8 @@ static void usage(FILE *out)
 #endif
 		"  --help, --version\n"
 		"\n"
+		"On SIGTERM or SIGINT, guest bytes held for host programs are written first\n"
+		"(up to 10 s, 1 s without progress; a second signal exits at once).\n"
 		"Exit status: 0 clean exit, 1 runtime error, 2 bad command line.\n"
 #ifdef VMC_FAULT_INJECTION
 		"\nThis is vmchanneld-test, a build for tests only: never install it.\n",
@@ -128,8 +141,10 @@ static void frontend_disconnected(struct vu_dev *vu)
 	(void)vu;
 	if (frontend_listen_fd < 0) {
 		/* --fd was the connection itself: nothing to accept another from. */
-		log_info("frontend disconnected: exiting");
-		loop_stop();
+		if (!delivering) {
+			log_info("frontend disconnected: exiting");
+			loop_stop();
+		}
 		return;
 	}
 	loop_set_events(&frontend_watch, EPOLLIN);
@@ -275,8 +290,41 @@ static void signal_ready(void *opaque, uint32_t events)
 		reload_config();
 		return;
 	}
+	if (delivering) {
+		log_info("signal %u again: exiting now", si.ssi_signo);
+		exit_now = true;
+		return;
+	}
 	log_info("signal %u: exiting", si.ssi_signo);
 	loop_stop();
+}
+
+/* Serves on while host programs take the guest bytes held for them (STOP_DELIVER_MS). */
+static void deliver_before_exit(void)
+{
+	int64_t start = loop_now_ms(), progress = start, now;
+	uint64_t held = vmc_device_undelivered(&device), before;
+
+	if (!held)
+		return;
+	log_info("writing the %llu guest bytes held for host programs before exiting "
+		 "(at most %d s; a second signal exits now)", (unsigned long long)held,
+		 STOP_DELIVER_MS / 1000);
+	delivering = true;
+	while (held && !exit_now) {
+		now = loop_now_ms();
+		if (now - start >= STOP_DELIVER_MS || now - progress >= STOP_STALL_MS)
+			break;
+		if (loop_dispatch(100) < 0)
+			break;
+		before = held;
+		held = vmc_device_undelivered(&device);
+		if (held < before)
+			progress = loop_now_ms();
+	}
+	if (held)
+		log_warn("exiting with %llu guest bytes that host programs did not take",
+			 (unsigned long long)held);
 }
 
 static int setup_signals(void)
@@ -692,6 +740,8 @@ int main(int argc, char **argv)
 serve:
 	status = loop_run() < 0 ? 1 : 0;
 	service_notify("STOPPING=1");
+	if (!status)
+		deliver_before_exit();
 out_device:
 	control_fini();
 	vmc_device_fini(&device);

@@ -571,6 +571,63 @@ static void test_vu_config_change_message(void)
 	close(sv[1]);
 }
 
+/* ---- the event loop ---- */
+
+static unsigned int loop_calls[2];
+
+/* A pipe's read end is readable: count it. */
+static void count_call(void *opaque, uint32_t events)
+{
+	unsigned int *calls = opaque;
+
+	(void)events;
+	(*calls)++;
+}
+
+/* The same, and the first call stops the loop. */
+static void count_and_stop(void *opaque, uint32_t events)
+{
+	unsigned int *calls = opaque;
+
+	count_call(opaque, events);
+	if (*calls == 1)
+		loop_stop();
+}
+
+/*
+ * loop_stop() ends loop_run() and the batch it was called in; the loop then
+ * dispatches again (vmchanneld serves on after SIGTERM while host programs
+ * take what they are owed).  It dispatched nothing once stopped: that
+ * delivery spun without writing a byte.
+ */
+static void test_loop_dispatches_after_stop(void)
+{
+	struct watch w[2] = { { .fd = -1 }, { .fd = -1 } };
+	int p[2][2], i;
+
+	VMC_ASSERT_FATAL(loop_init() == 0);
+	for (i = 0; i < 2; i++) {
+		VMC_ASSERT_FATAL(pipe(p[i]) == 0);
+		loop_calls[i] = 0;
+		VMC_ASSERT_FATAL(loop_watch(&w[i], p[i][0], EPOLLIN, i ? count_call : count_and_stop,
+					    &loop_calls[i]) == 0);
+	}
+	VMC_ASSERT_FATAL(write(p[0][1], "x", 1) == 1);
+	CU_ASSERT_EQUAL(loop_run(), 0);
+	CU_ASSERT_EQUAL(loop_calls[0], 1);
+	/* Level-triggered: the unread byte keeps both readable. */
+	VMC_ASSERT_FATAL(write(p[1][1], "x", 1) == 1);
+	CU_ASSERT_EQUAL(loop_dispatch(1000), 2);
+	CU_ASSERT_EQUAL(loop_calls[0], 2);
+	CU_ASSERT_EQUAL(loop_calls[1], 1);
+	for (i = 0; i < 2; i++) {
+		loop_unwatch(&w[i]);
+		close(p[i][0]);
+		close(p[i][1]);
+	}
+	loop_fini();
+}
+
 /* ---- device model: the configuration window ---- */
 
 static void test_config_window(void)
@@ -699,6 +756,7 @@ void register_host_tests(void)
 	vmc_add_test(s, "guard: a SIGBUS sent by a process is not", test_mem_guard_ignores_sent_sigbus);
 	vmc_add_test(s, "log: each kind has its own budget", test_log_rate_limits_each_kind);
 	vmc_add_test(s, "endpoint sockets never follow links", test_endpoint_never_follows_links);
+	vmc_add_test(s, "the loop dispatches again after loop_stop()", test_loop_dispatches_after_stop);
 
 	s = vmc_add_suite("host vhost-user transport");
 	vmc_add_test(s, "malformed messages rejected", test_vu_rejects_malformed);
