@@ -842,6 +842,13 @@ static int vmc_tx_send(struct vmc_dev *vmc, struct vmc_channel *ch, u16 type,
 
 	if (WARN_ON_ONCE(len > VMCHANNEL_MAX_PAYLOAD))
 		return -EINVAL;
+	/*
+	 * A full txq fails a non-blocking send before the copy: with many
+	 * channels busy, most non-blocking writes met a full txq, and copying
+	 * their payloads for nothing took most of the guest's time.
+	 */
+	if (wait == VMC_SEND_NONBLOCK && len && !vmc_tx_has_room(vmc))
+		return -EAGAIN;
 	req.buf = vmc_tx_buf_get(vmc, len);
 	if (!req.buf)
 		return -ENOMEM;
