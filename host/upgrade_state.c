@@ -658,6 +658,7 @@ int upgrade_state_load(struct vmc_device *dev, struct upgrade_daemon *daemon,
 	if (!apply) {
 		memset(&scratch, 0, sizeof(scratch));
 		TAILQ_INIT(&scratch.ready);
+		TAILQ_INIT(&scratch.flush);
 		scratch.chans = calloc(VMCHANNEL_MAX_CHANNELS, sizeof(*scratch.chans));
 		if (!scratch.chans)
 			fail(&r, "out of memory");

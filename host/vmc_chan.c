@@ -164,7 +164,8 @@ void vmc_chan_settle(struct vmc_chan *ch)
 /*
  * Takes a DATA payload: written to the host program straight from guest
  * memory while nothing is buffered (order), only what it did not take is
- * copied into the channel's buffer.
+ * copied into the channel's buffer.  A short one is copied and written with
+ * the others txq holds, after them (VMC_G2H_GATHER_MAX).
  */
 static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint32_t len)
 {
@@ -182,7 +183,10 @@ static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint
 		ch->stats.over_credit_bytes += len;
 		return;
 	}
-	if (!ch->buf_len)
+	/* Gathered bytes go first, then a long payload may go straight. */
+	if (len >= VMC_G2H_GATHER_MAX && vmc_chan_flush_now(ch) && ch->buf_len)
+		vmc_chan_flush_later(ch);
+	if (!ch->buf_len && len >= VMC_G2H_GATHER_MAX)
 		taken = (uint32_t)vmc_chan_write_direct(ch, iov,
 				iov_slice(elem->out, elem->n_out, HDR_SIZE, len, iov));
 	if (taken == len)
@@ -204,7 +208,7 @@ static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint
 	ch->stats.buffer_full += ch->buf_len == VMC_G2H_BUF_SIZE;
 	/* After a short write the socket is full; an error is handled there. */
 	if (!taken)
-		vmc_chan_flush(ch);
+		vmc_chan_flush_later(ch);
 }
 
 /* Takes the credit fields of a message of the current session. */

@@ -61,6 +61,8 @@ void vmc_device_forget(struct vmc_chan *ch)
 	struct vmc_chan **p;
 
 	vmc_ready_del(ch);
+	if (ch->flush_pending)
+		TAILQ_REMOVE(&ch->dev->flush, ch, flush_link);
 	for (p = id_bucket(ch->dev, ch->id); *p; p = &(*p)->next_by_id)
 		if (*p == ch) {
 			*p = ch->next_by_id;
@@ -240,14 +242,39 @@ static void tx_message(struct vmc_device *dev, const struct vq_elem *elem)
 	vmc_chan_message(ch, &hdr, elem, len);
 }
 
+void vmc_chan_flush_later(struct vmc_chan *ch)
+{
+	if (ch->flush_pending)
+		return;
+	ch->flush_pending = true;
+	TAILQ_INSERT_TAIL(&ch->dev->flush, ch, flush_link);
+}
+
+/* Takes a channel off the flush list; false if it was not on it. */
+bool vmc_chan_flush_now(struct vmc_chan *ch)
+{
+	if (!ch->flush_pending)
+		return false;
+	ch->flush_pending = false;
+	TAILQ_REMOVE(&ch->dev->flush, ch, flush_link);
+	vmc_chan_flush(ch);
+	return true;
+}
+
 static void process_tx(struct vmc_device *dev)
 {
 	struct vq *vq = vu_dev_queue(&dev->vu, VMCHANNEL_VQ_TX);
+	struct vmc_chan *ch;
 	struct vq_elem elem;
 
 	while (vq && vq_pop(vq, &dev->vu.mem, &elem) > 0) {
 		tx_message(dev, &elem);
 		vq_push(vq, &elem, 0);
+	}
+	/* One write per channel of the short payloads gathered (may free it). */
+	while ((ch = TAILQ_FIRST(&dev->flush))) {
+		vmc_chan_flush_now(ch);
+		vmc_chan_pump(ch);
 	}
 }
 
@@ -403,6 +430,7 @@ int vmc_device_setup(struct vmc_device *dev, const char *dir)
 	dev->next_id = 1;
 	dev->dir = dir;
 	TAILQ_INIT(&dev->ready);
+	TAILQ_INIT(&dev->flush);
 	loop_on_batch_end(signal_guest_at_batch_end, dev);
 	dev->chans = calloc(VMCHANNEL_MAX_CHANNELS, sizeof(*dev->chans));
 	return dev->chans ? 0 : -1;

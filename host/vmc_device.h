@@ -21,6 +21,13 @@
 
 /* Bytes the device holds per channel from the guest (its buf_alloc). */
 #define VMC_G2H_BUF_SIZE (1024 * 1024)
+/*
+ * Shorter DATA payloads are copied into the channel's buffer and written to
+ * the host program once for all that txq held (vmc_chan_flush_later()), not
+ * one system call each: 64-byte writes left the guest idle half the time,
+ * waiting for txq room while vmchanneld wrote them one by one.
+ */
+#define VMC_G2H_GATHER_MAX 4096
 /* How long a removed channel's host program has to take its last bytes. */
 #define VMC_REMOVED_DRAIN_SECONDS 30
 /*
@@ -52,6 +59,8 @@ struct vmc_chan {
 	struct vmc_chan *next_by_id;	/* in its vmc_device.by_id bucket */
 	bool ready;			/* in vmc_device.ready */
 	TAILQ_ENTRY(vmc_chan) ready_link;
+	bool flush_pending;		/* in vmc_device.flush */
+	TAILQ_ENTRY(vmc_chan) flush_link;
 
 	/* Host endpoint. */
 	int listen_fd;			/* -1 when @connects or removed */
@@ -104,6 +113,8 @@ struct vmc_device {
 	 */
 	TAILQ_HEAD(vmc_ready_list, vmc_chan) ready;
 	unsigned int nready;
+	/* Channels with short payloads gathered while txq is processed: written after it. */
+	TAILQ_HEAD(vmc_flush_list, vmc_chan) flush;
 	bool rx_starved;		/* rxq ran out of buffers: wait for a kick */
 	bool rx_suspended;		/* SUSPEND acknowledged: rxq unused until RESUME */
 	bool owe_reset;			/* device-level replies owed, sent before all else */

@@ -148,7 +148,8 @@ struct msg {
 };
 
 /* Sends one message on txq and kicks it; the device completes it at once. */
-static void guest_send(const struct msg *m)
+/* Puts a message on txq without kicking: several then go in one batch. */
+static void guest_queue(const struct msg *m)
 {
 	unsigned int slot = g.tx_posted % TXQ_SIZE;
 	uint64_t addr = TX_BUF_GPA + slot * TX_BUF_STRIDE;
@@ -167,7 +168,17 @@ static void guest_send(const struct msg *m)
 		memcpy(gpa(addr + HDR_SIZE), m->data, m->len);
 	set_desc(TX_RING_GPA, slot, addr, (uint32_t)HDR_SIZE + m->len, 0);
 	publish(TX_RING_GPA, TXQ_SIZE, &g.tx_posted, (uint16_t)slot);
+}
+
+static void guest_kick_tx(void)
+{
 	vmc_device_ops.queue_kicked(g.dev, VMCHANNEL_VQ_TX);
+}
+
+static void guest_send(const struct msg *m)
+{
+	guest_queue(m);
+	guest_kick_tx();
 }
 
 static void guest_ctrl(uint32_t id, uint16_t type, uint32_t session)
@@ -550,6 +561,55 @@ static void test_reopen_drains_first_session(void)
 	CU_ASSERT_EQUAL(host_read_all(next, got, sizeof(got)), 5);
 	close(host);
 	close(next);
+	guest_stop();
+}
+
+/*
+ * One txq batch of short and long payloads, then CLOSE: short ones are
+ * gathered and written after the batch, yet the host program gets every
+ * byte in the guest's order, then end of stream (the drain ends only once
+ * the gathered bytes are out).
+ */
+static void test_gathered_payloads_keep_order(void)
+{
+	char *names[] = { "a" };
+	static uint8_t got[2 * 8192 + 8];
+	struct msg m = { .channel_id = 1, .type = VMCHANNEL_MSG_DATA, .session = 1,
+			 .buf_alloc = 1 << 20 };
+	static const char *const shorts[] = { "ab", "cd", "ef", "gh" };
+	uint32_t off = 0;
+	ssize_t n;
+	int host, i;
+
+	fill_pattern();
+	guest_start(names, 1);
+	host = linked_channel(1);
+	for (i = 0; i < 4; i++) {
+		m.data = shorts[i];
+		m.len = 2;
+		guest_queue(&m);
+		if (i == 1 || i == 2) {
+			m.data = pattern + (i - 1) * 8192;
+			m.len = 8192;
+			guest_queue(&m);
+		}
+	}
+	m.type = VMCHANNEL_MSG_CLOSE;
+	m.len = 0;
+	guest_queue(&m);
+	guest_kick_tx();
+	while ((n = host_read_all(host, got + off, sizeof(got) - off)) > 0)
+		off += (uint32_t)n;
+	CU_ASSERT_EQUAL(off, sizeof(got));
+	CU_ASSERT_EQUAL(memcmp(got, "abcd", 4), 0);
+	CU_ASSERT_EQUAL(memcmp(got + 4, pattern, 8192), 0);
+	CU_ASSERT_EQUAL(memcmp(got + 8196, "ef", 2), 0);
+	CU_ASSERT_EQUAL(memcmp(got + 8198, pattern + 8192, 8192), 0);
+	CU_ASSERT_EQUAL(memcmp(got + 16390, "gh", 2), 0);
+	/* All of it, then the end of the session. */
+	CU_ASSERT_EQUAL(n, -1);
+	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_FINISHED);
+	close(host);
 	guest_stop();
 }
 
@@ -1705,6 +1765,7 @@ void register_device_tests(void)
 
 	vmc_add_test(s, "sessions in every message, stale ones dropped", test_sessions);
 	vmc_add_test(s, "RESET ends sessions, answered first", test_reset);
+	vmc_add_test(s, "gathered short payloads keep the guest's order", test_gathered_payloads_keep_order);
 	vmc_add_test(s, "SUSPEND and RESUME", test_suspend_resume);
 	vmc_add_test(s, "host bytes wait for the guest's OPEN", test_host_bytes_wait_for_open);
 	vmc_add_test(s, "VM pause keeps sessions and bytes", test_pause_keeps_sessions);
