@@ -217,10 +217,9 @@ static int vmc_restore(struct virtio_device *vdev)
 	}
 	vmc_dev_step(vmc, VMC_DEV_EV_RESTORE);
 	/*
-	 * The device may have used rxq since RESUME: the rx work that
-	 * interrupt queued saw SUSPENDED and took nothing, and with
-	 * EVENT_IDX no interrupt comes again until the driver takes those
-	 * buffers.
+	 * The device may have used rxq since RESUME: its interrupt saw
+	 * SUSPENDED and took nothing, and with EVENT_IDX no interrupt comes
+	 * again until the driver takes those buffers: the rx work does.
 	 */
 	schedule_work(&vmc->rx_work);
 	vmc_channels_resume(vmc);

@@ -4,10 +4,12 @@
  *
  * rxq carries one message per buffer from the device, each with room for
  * VMCHANNEL_MAX_PAYLOAD; a channel keeps a long DATA payload's buffer until
- * it is read (rxqueue.c) and the rx work posts another in its place.
- * Because the device may only send a channel what that channel's credit
- * allows, every message can be consumed at once: the rx work never waits for a reader, so a
- * stalled reader holds up only its own channel.
+ * it is read (rxqueue.c) and another is posted in its place, from a pool
+ * (or, by the rx work, the allocator).  Messages are taken in rxq's
+ * interrupt (vmc_rx_poll()).  Because the device may only send a channel
+ * what that channel's credit allows, every message can be consumed at once:
+ * the receive path never waits for a reader, so a stalled reader holds up
+ * only its own channel.
  *
  * txq carries one message per chain: the header, then a DATA payload of up
  * to VMCHANNEL_MAX_PAYLOAD in its own page-sized or 64 KiB buffer.  Senders
@@ -342,6 +344,10 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 	return actions & VMC_ACT_RX_KEPT;
 }
 
+/* What vmc_rx_poll() leaves to the rx work. */
+#define VMC_RX_LEFT_MESSAGES	BIT(0)	/* the budget is spent: messages remain */
+#define VMC_RX_LEFT_BUFFERS	BIT(1)	/* rxq has room only the allocator can fill */
+
 /*
  * Tops rxq up from the pool alone, as the interrupt handler can; caller
  * holds rx_lock.  Return: whether anything was posted.
@@ -372,29 +378,28 @@ static bool vmc_rx_refill_pooled(struct vmc_dev *vmc)
  * the device raises no interrupt for what the poller would take anyway.
  * Used buffers go back to rxq at once, from the pool.  Nothing here sleeps.
  *
- * Return: whether the rx work must go on: the budget is spent, or rxq lacks
- * buffers that only the allocator can give.
+ * Return: VMC_RX_LEFT_* bits, what the rx work must do.
  */
-static bool vmc_rx_poll(struct vmc_dev *vmc)
+static unsigned int vmc_rx_poll(struct vmc_dev *vmc)
 {
 	struct virtqueue *kick = NULL;
 	enum vmc_dev_state state;
 	struct vmc_rx_buf *buf;
-	unsigned int used, n = 0;
+	unsigned int used, n = 0, left = 0;
 	unsigned long flags;
-	bool posted = false, more = false, kept;
+	bool posted = false, kept;
 
 	spin_lock_irqsave(&vmc->rx_lock, flags);
 	if (vmc->rx_polling || !vmc_rx_live(vmc->state)) {
 		spin_unlock_irqrestore(&vmc->rx_lock, flags);
-		return false;
+		return 0;
 	}
 	vmc->rx_polling = true;
 	virtqueue_disable_cb(vmc->rx_vq);
 	/* A message may end the rings (the device's SUSPEND): look each time. */
 	while (vmc_rx_live(state = vmc->state)) {
 		if (n == VMC_RX_BUDGET) {
-			more = true;
+			left |= VMC_RX_LEFT_MESSAGES;
 			break;
 		}
 		buf = virtqueue_get_buf(vmc->rx_vq, &used);
@@ -416,29 +421,32 @@ static bool vmc_rx_poll(struct vmc_dev *vmc)
 	vmc->rx_polling = false;
 	if (vmc_rx_live(vmc->state)) {
 		posted |= vmc_rx_refill_pooled(vmc);
-		more |= vmc->rx_posted < VMC_RX_BUFS;
+		/* Ring room (a small ring fills before VMC_RX_BUFS) the pool did not fill. */
+		if (vmc->rx_posted < VMC_RX_BUFS && vmc->rx_vq->num_free >= 2)
+			left |= VMC_RX_LEFT_BUFFERS;
 		if (posted)
 			kick = vmc_kick_prepare(vmc, vmc->rx_vq);
 	}
 	spin_unlock_irqrestore(&vmc->rx_lock, flags);
 	vmc_notify(vmc, kick);
-	return more;
+	return left;
 }
 
 /*
  * Takes the messages rxq's interrupt left (budget spent) and allocates the
- * buffers rxq lacks.
+ * buffers rxq lacks; an allocation that fails is retried by
+ * vmc_rx_retry_work(), not here.
  */
 void vmc_rx_work(struct work_struct *work)
 {
 	struct vmc_dev *vmc = container_of(work, struct vmc_dev, rx_work);
-	bool more;
+	unsigned int left;
 
-	more = vmc_rx_poll(vmc);
+	left = vmc_rx_poll(vmc);
 	if (vmc_rx_refill(vmc, false))
 		vmc_rx_kick(vmc);
 	/* Budget spent: let other work run, then continue. */
-	if (more)
+	if (left & VMC_RX_LEFT_MESSAGES)
 		schedule_work(&vmc->rx_work);
 }
 

@@ -55,8 +55,12 @@
 #define VMC_RX_COPY_MAX		2048
 #define VMC_RX_KEEP_MAX		8
 #define VMC_RX_COPY_ALLOC	(16 * 1024)
-/* Messages rxq's interrupt (or the rx work) takes at a time. */
-#define VMC_RX_BUDGET		64
+/*
+ * Messages rxq's interrupt (or the rx work) takes at a time: what is copied
+ * with interrupts off (short payloads, and those past VMC_RX_KEEP_MAX) stays
+ * bounded.
+ */
+#define VMC_RX_BUDGET		16
 /*
  * txq payload buffers (transport.c): a page for control messages and short
  * DATA, VMC_TX_BIG_ORDER pages (VMCHANNEL_MAX_PAYLOAD) for the rest.

@@ -604,6 +604,7 @@ int upgrade_state_load(struct vmc_device *dev, struct upgrade_daemon *daemon,
 	struct vmc_device scratch;
 	char head[sizeof(magic)];
 	unsigned int i, n, nremoved;
+	uint32_t version;
 	uint64_t body;
 	uint8_t flags;
 
@@ -614,7 +615,8 @@ int upgrade_state_load(struct vmc_device *dev, struct upgrade_daemon *daemon,
 	get(&r, head, sizeof(head));
 	if (!r.why && memcmp(head, magic, sizeof(magic)))
 		fail(&r, "not a vmchanneld state");
-	if (!r.why && get_u32(&r) != UPGRADE_STATE_VERSION)
+	version = get_u32(&r);
+	if (!r.why && (version < UPGRADE_STATE_OLDEST || version > UPGRADE_STATE_VERSION))
 		fail(&r, "a state version this binary does not read");
 	if (get_u32(&r))
 		fail(&r, "unknown header flags");

@@ -13,7 +13,12 @@
  *   body       the daemon, the device, the rings, the channels, the order of
  *              channels waiting for rx buffers; a descriptor is named by its
  *              index in the table (u32, UPGRADE_NO_FD for none)
- * A binary reads only its own version.  Everything is validated as untrusted
+ * A binary reads its own version and those whose states it can serve on:
+ * version 1 is the same format from a daemon whose buffer for guest bytes
+ * was 256 KiB (credit granted for it fits ours).  A binary that finds a
+ * newer version refuses it, and the running daemon serves on: version 2's
+ * 1 MiB buffer (credit the guest may be holding) would not fit a version-1
+ * binary's.  Everything is validated as untrusted
  * input: a truncated or longer state, an unknown version, an index out of the
  * table or a descriptor named twice, a ring size, a channel id, name, state
  * or buffer length out of range are all refused, with the reason.
@@ -30,7 +35,9 @@
 #include "endpoint.h"
 #include "vmc_device.h"
 
-#define UPGRADE_STATE_VERSION 1
+#define UPGRADE_STATE_VERSION 2
+/* The oldest version this binary reads (see above). */
+#define UPGRADE_STATE_OLDEST 1
 #define UPGRADE_NO_FD UINT32_MAX
 
 /* What main() holds besides the device. */

@@ -79,6 +79,7 @@ static void host_stopped_taking(struct vmc_chan *ch)
 static void host_took(struct vmc_chan *ch, size_t n)
 {
 	ch->stats.bytes_to_host += (uint64_t)n;
+	ch->dev->bytes_to_hosts += (uint64_t)n;
 	/* An ended session's bytes are no longer counted for anyone. */
 	if (ch->state == CHAN_LINKED)
 		ch->fwd_cnt += (uint32_t)n;

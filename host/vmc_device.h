@@ -124,6 +124,7 @@ struct vmc_device {
 	uint32_t next_id;
 	vmc_faults faults;		/* test-only hostile behaviour */
 	bool stdio_taken;		/* a channel uses stdin and stdout */
+	uint64_t bytes_to_hosts;	/* guest bytes written to host programs, all channels */
 };
 
 /* Sets up the device with channels from @specs and their endpoints in @dir. */

@@ -299,28 +299,40 @@ static void signal_ready(void *opaque, uint32_t events)
 	loop_stop();
 }
 
-/* Serves on while host programs take the guest bytes held for them (STOP_DELIVER_MS). */
+/*
+ * Serves on while host programs take the guest bytes held for them
+ * (STOP_DELIVER_MS).  Neither a new frontend nor a control command (an
+ * upgrade would serve on) is taken meanwhile; progress is bytes written, as
+ * a running guest may refill what is written.
+ */
 static void deliver_before_exit(void)
 {
 	int64_t start = loop_now_ms(), progress = start, now;
-	uint64_t held = vmc_device_undelivered(&device), before;
+	uint64_t held, written = device.bytes_to_hosts;
 
+	delivering = true;
+	control_fini();
+	loop_unwatch(&frontend_watch);
+	/* What the batch that stopped the loop left (a kick after the signal). */
+	if (loop_dispatch(0) < 0)
+		return;
+	held = vmc_device_undelivered(&device);
 	if (!held)
 		return;
 	log_info("writing the %llu guest bytes held for host programs before exiting "
 		 "(at most %d s; a second signal exits now)", (unsigned long long)held,
 		 STOP_DELIVER_MS / 1000);
-	delivering = true;
 	while (held && !exit_now) {
 		now = loop_now_ms();
 		if (now - start >= STOP_DELIVER_MS || now - progress >= STOP_STALL_MS)
 			break;
 		if (loop_dispatch(100) < 0)
 			break;
-		before = held;
 		held = vmc_device_undelivered(&device);
-		if (held < before)
+		if (device.bytes_to_hosts != written) {
+			written = device.bytes_to_hosts;
 			progress = loop_now_ms();
+		}
 	}
 	if (held)
 		log_warn("exiting with %llu guest bytes that host programs did not take",

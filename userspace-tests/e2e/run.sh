@@ -568,8 +568,9 @@ after close: rdwr ok"
 }
 
 # A guest reader that stops stalls only its own channel: with t's receive
-# ring full and its host writer blocked, 16 MiB still cross channel b; then t's
-# megabyte arrives intact.  (Throughput ratios are the benchmark's job.)
+# window (512 KiB) full, 16 MiB still cross channel b; t holds no more than
+# its window meanwhile; then t's megabyte arrives intact.  (Throughput ratios
+# are the benchmark's job.)
 t_isolation() {
     local -a extra_channels=(--channel b)
     guest "$1" sh -c "exec 3</dev/vmchannel/t; echo ready >/dev/vmchannel/echo
@@ -591,7 +592,7 @@ t_isolation() {
         { why="channel b: sent '$b_sent', guest: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
     [ -n "$t_sent" ] && [ "$(sed -n 's/^received //p' "$work/guest.out" | sed -n 2p)" = "$t_sent" ] ||
         { why="channel t: sent '$t_sent', guest: $(tr '\n' '|' <"$work/guest.out")"; return 1; }
-    [ -n "$stalled" ] && [ "$stalled" -gt 0 ] && [ "$stalled" -lt 1048576 ] ||
+    [ -n "$stalled" ] && [ "$stalled" -gt 0 ] && [ "$stalled" -le 524288 ] ||
         { why="t had received '$stalled' bytes while stalled"; return 1; }
 }
 
@@ -1192,13 +1193,13 @@ t_concurrent_writers() {
 }
 
 # The guest writes 4 MiB and powers off while the host program reads 8 KiB
-# every 2 ms: vmchanneld, stopped by vm-run's SIGTERM with up to 1 MiB still
+# every 10 ms: vmchanneld, stopped by vm-run's SIGTERM with up to 1 MiB still
 # held for that program (its buffer) plus what the sockets hold, writes it
 # all before it exits; the program gets every byte, then end of file.
 # (54226b6 exited at once: the reader got a stream cut short.)
 t_stop_delivers() {
     guest "$1" "$XFER" send --bytes 4M --seed 31 /dev/vmchannel/t
-    "$XFER" recv --verify --seed 31 --block 8K --delay 2 --wait "$WAIT" "$work/ep/t.sock" \
+    "$XFER" recv --verify --seed 31 --block 8K --delay 10 --wait "$WAIT" "$work/ep/t.sock" \
         >"$work/host.out" 2>&1
     local received=$?
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }

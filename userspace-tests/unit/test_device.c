@@ -568,15 +568,17 @@ static void test_reopen_drains_first_session(void)
  * One txq batch of short and long payloads, then CLOSE: short ones are
  * gathered and written after the batch, yet the host program gets every
  * byte in the guest's order, then end of stream (the drain ends only once
- * the gathered bytes are out).
+ * the gathered bytes are out).  @small_socket: the daemon's socket holds 4
+ * KiB, so the gathered bytes go out in parts, as the host program reads.
  */
-static void test_gathered_payloads_keep_order(void)
+static void gathered_payloads_keep_order(bool small_socket)
 {
 	char *names[] = { "a" };
 	static uint8_t got[2 * 8192 + 8];
 	struct msg m = { .channel_id = 1, .type = VMCHANNEL_MSG_DATA, .session = 1,
 			 .buf_alloc = 1 << 20 };
 	static const char *const shorts[] = { "ab", "cd", "ef", "gh" };
+	uint8_t after[16];
 	uint32_t off = 0;
 	ssize_t n;
 	int host, i;
@@ -584,6 +586,8 @@ static void test_gathered_payloads_keep_order(void)
 	fill_pattern();
 	guest_start(names, 1);
 	host = linked_channel(1);
+	if (small_socket)
+		shrink_daemon_socket(g.dev->chans[0]);
 	for (i = 0; i < 4; i++) {
 		m.data = shorts[i];
 		m.len = 2;
@@ -598,7 +602,7 @@ static void test_gathered_payloads_keep_order(void)
 	m.len = 0;
 	guest_queue(&m);
 	guest_kick_tx();
-	while ((n = host_read_all(host, got + off, sizeof(got) - off)) > 0)
+	while (off < sizeof(got) && (n = host_read_all(host, got + off, sizeof(got) - off)) > 0)
 		off += (uint32_t)n;
 	CU_ASSERT_EQUAL(off, sizeof(got));
 	CU_ASSERT_EQUAL(memcmp(got, "abcd", 4), 0);
@@ -606,11 +610,21 @@ static void test_gathered_payloads_keep_order(void)
 	CU_ASSERT_EQUAL(memcmp(got + 8196, "ef", 2), 0);
 	CU_ASSERT_EQUAL(memcmp(got + 8198, pattern + 8192, 8192), 0);
 	CU_ASSERT_EQUAL(memcmp(got + 16390, "gh", 2), 0);
-	/* All of it, then the end of the session. */
-	CU_ASSERT_EQUAL(n, -1);
+	/* Nothing more: the end of the session. */
+	CU_ASSERT_EQUAL(host_read_all(host, after, sizeof(after)), -1);
 	CU_ASSERT_EQUAL(g.dev->chans[0]->state, CHAN_FINISHED);
 	close(host);
 	guest_stop();
+}
+
+static void test_gathered_payloads_keep_order(void)
+{
+	gathered_payloads_keep_order(false);
+}
+
+static void test_gathered_payloads_small_socket(void)
+{
+	gathered_payloads_keep_order(true);
 }
 
 /* A host program that leaves with guest bytes undelivered: the driver learns so. */
@@ -1732,6 +1746,10 @@ static void test_upgrade_rejects(void)
 	CU_ASSERT_STRING_EQUAL(load_patched(&state, 0, 0x434d5657), "not a vmchanneld state");
 	CU_ASSERT_STRING_EQUAL(load_patched(&state, 8, htole32(UPGRADE_STATE_VERSION + 1)),
 			       "a state version this binary does not read");
+	CU_ASSERT_STRING_EQUAL(load_patched(&state, 8, htole32(UPGRADE_STATE_OLDEST - 1)),
+			       "a state version this binary does not read");
+	/* Version 1, a daemon with the 256 KiB buffer, hands over to this one. */
+	CU_ASSERT_PTR_NULL(load_patched(&state, 8, htole32(1)));
 	/* The fd table's length (at 24) beyond what follows it. */
 	CU_ASSERT_PTR_NOT_NULL(load_patched(&state, 24, htole32(1000)));
 	/* The first descriptor named (the frontend's, after the path and access). */
@@ -1766,6 +1784,8 @@ void register_device_tests(void)
 	vmc_add_test(s, "sessions in every message, stale ones dropped", test_sessions);
 	vmc_add_test(s, "RESET ends sessions, answered first", test_reset);
 	vmc_add_test(s, "gathered short payloads keep the guest's order", test_gathered_payloads_keep_order);
+	vmc_add_test(s, "... and when the host program's socket is full",
+		     test_gathered_payloads_small_socket);
 	vmc_add_test(s, "SUSPEND and RESUME", test_suspend_resume);
 	vmc_add_test(s, "host bytes wait for the guest's OPEN", test_host_bytes_wait_for_open);
 	vmc_add_test(s, "VM pause keeps sessions and bytes", test_pause_keeps_sessions);
