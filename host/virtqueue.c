@@ -14,6 +14,8 @@ void vq_init(struct vq *vq)
 	memset(vq, 0, sizeof(*vq));
 	vq->kick_fd = -1;
 	vq->call_fd = -1;
+	vq->rings = vq;
+	vq->nrings = 1;
 }
 
 void vq_reset(struct vq *vq)
@@ -61,8 +63,6 @@ static bool vq_write_hits_ring(const struct vq *vq, const void *p, size_t len)
 {
 	unsigned int i;
 
-	if (!vq->rings)
-		return ring_overlaps(vq, (uintptr_t)p, len);
 	for (i = 0; i < vq->nrings; i++)
 		if ((&vq->rings[i] == vq || vq->rings[i].started) &&
 		    ring_overlaps(&vq->rings[i], (uintptr_t)p, len))
@@ -87,7 +87,7 @@ bool vq_used_hits_ring(const struct vq *vq)
 	if (ranges_overlap((uintptr_t)vq->used, used, vq->desc, desc) ||
 	    ranges_overlap((uintptr_t)vq->used, used, vq->avail, avail))
 		return true;
-	for (i = 0; vq->rings && i < vq->nrings; i++) {
+	for (i = 0; i < vq->nrings; i++) {
 		const struct vq *r = &vq->rings[i];
 
 		if (r != vq && r->started && (ring_overlaps(r, (uintptr_t)vq->used, used) ||

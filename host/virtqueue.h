@@ -43,7 +43,7 @@ struct vq {
 	bool started;			/* kick fd received, not stopped since */
 	bool broken;			/* the guest violated the ring protocol */
 	/*
-	 * Every ring of the device, this one included (NULL: this one only):
+	 * Every ring of the device, this one included (vq_init(): this one only):
 	 * the device never writes where a started ring lies, or its own writes
 	 * could move an avail index or rewrite descriptors under it.
 	 */

@@ -183,12 +183,13 @@ static void chan_take_data(struct vmc_chan *ch, const struct vq_elem *elem, uint
 		ch->stats.over_credit_bytes += len;
 		return;
 	}
-	/* Gathered bytes go first, then a long payload may go straight. */
-	if (len >= VMC_G2H_GATHER_MAX && vmc_chan_flush_now(ch) && ch->buf_len)
-		vmc_chan_flush_later(ch);
-	if (!ch->buf_len && len >= VMC_G2H_GATHER_MAX)
-		taken = (uint32_t)vmc_chan_write_direct(ch, iov,
-				iov_slice(elem->out, elem->n_out, HDR_SIZE, len, iov));
+	/* Gathered bytes go first; a long payload goes straight if they all went. */
+	if (len >= VMC_G2H_GATHER_MAX) {
+		vmc_chan_flush_now(ch);
+		if (!ch->buf_len)
+			taken = (uint32_t)vmc_chan_write_direct(ch, iov,
+					iov_slice(elem->out, elem->n_out, HDR_SIZE, len, iov));
+	}
 	if (taken == len)
 		return;
 	len -= taken;

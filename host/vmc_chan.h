@@ -47,8 +47,8 @@ void vmc_ready_add(struct vmc_chan *ch);
 void vmc_ready_del(struct vmc_chan *ch);
 /* Writes the channel's buffer once txq's messages are taken (vmc_device.flush). */
 void vmc_chan_flush_later(struct vmc_chan *ch);
-/* Writes it now if it was to be written later; false if not. */
-bool vmc_chan_flush_now(struct vmc_chan *ch);
+/* Writes it now if it was to be written later. */
+void vmc_chan_flush_now(struct vmc_chan *ch);
 /* rxq as channels may use it now: NULL while stopped, suspended or a device reply waits. */
 struct vq *vmc_rxq(struct vmc_device *dev);
 /* Pops an rx buffer that holds at least a header; false (and starved) if none. */

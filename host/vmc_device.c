@@ -56,13 +56,22 @@ static void reset_removed(struct vmc_device *dev)
 	}
 }
 
+/* Takes a channel off the flush list; false if it was not on it. */
+static bool flush_del(struct vmc_chan *ch)
+{
+	if (!ch->flush_pending)
+		return false;
+	ch->flush_pending = false;
+	TAILQ_REMOVE(&ch->dev->flush, ch, flush_link);
+	return true;
+}
+
 void vmc_device_forget(struct vmc_chan *ch)
 {
 	struct vmc_chan **p;
 
 	vmc_ready_del(ch);
-	if (ch->flush_pending)
-		TAILQ_REMOVE(&ch->dev->flush, ch, flush_link);
+	flush_del(ch);
 	for (p = id_bucket(ch->dev, ch->id); *p; p = &(*p)->next_by_id)
 		if (*p == ch) {
 			*p = ch->next_by_id;
@@ -250,15 +259,10 @@ void vmc_chan_flush_later(struct vmc_chan *ch)
 	TAILQ_INSERT_TAIL(&ch->dev->flush, ch, flush_link);
 }
 
-/* Takes a channel off the flush list; false if it was not on it. */
-bool vmc_chan_flush_now(struct vmc_chan *ch)
+void vmc_chan_flush_now(struct vmc_chan *ch)
 {
-	if (!ch->flush_pending)
-		return false;
-	ch->flush_pending = false;
-	TAILQ_REMOVE(&ch->dev->flush, ch, flush_link);
-	vmc_chan_flush(ch);
-	return true;
+	if (flush_del(ch))
+		vmc_chan_flush(ch);
 }
 
 static void process_tx(struct vmc_device *dev)
