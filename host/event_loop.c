@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,13 +25,77 @@ static size_t ndeferred, deferred_size;
 static void (*batch_end_fn)(void *opaque);
 static void *batch_end_opaque;
 static struct watch *paused;	/* loop_pause(): a list through next_paused */
+/*
+ * Adaptive polling (loop_set_poll()): how long the loop now looks for events
+ * before it sleeps, and the most it ever will, in microseconds.
+ */
+static int64_t poll_us, poll_max_us;
 
-int64_t loop_now_ms(void)
+#define POLL_FIRST_US 4		/* the window a loop that did not poll starts with */
+
+static int64_t now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t loop_now_ms(void)
+{
+	return now_us() / 1000;
+}
+
+void loop_set_poll(unsigned int max_us)
+{
+	poll_max_us = max_us;
+	poll_us = 0;
+}
+
+/*
+ * The window follows how long the loop waited for its last batch, after
+ * QEMU's adaptive polling: a wait the window covered leaves it; a wait up to
+ * the maximum doubles it, so that polling would have caught it; a longer wait
+ * halves it, so that a quiet loop soon stops polling and a single late event
+ * does not undo a conversation's window.
+ */
+int64_t loop_poll_window(int64_t window_us, int64_t waited_us, int64_t max_us)
+{
+	if (waited_us <= window_us)
+		return window_us;
+	if (waited_us > max_us)
+		return window_us / 2;
+	if (!window_us)
+		return POLL_FIRST_US < max_us ? POLL_FIRST_US : max_us;
+	return window_us * 2 < max_us ? window_us * 2 : max_us;
+}
+
+/*
+ * epoll_wait(), after looking for events without sleeping for the window:
+ * a peer that answers within it finds the loop awake, not on a CPU that has
+ * to be woken (tens of microseconds on a virtual host, more than the rest of
+ * a round trip's work here).  Between looks the loop yields its CPU to
+ * whatever else is ready on it (the guest's vCPU, QEMU).
+ */
+static int wait_events(struct epoll_event *evs, int timeout_ms)
+{
+	int64_t start;
+	int n = 0;
+
+	if (!poll_max_us || !timeout_ms)
+		return epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
+	start = now_us();
+	while (poll_us) {
+		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, 0);
+		if (n || now_us() - start >= poll_us)
+			break;
+		sched_yield();
+	}
+	if (!n)
+		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
+	if (n >= 0)
+		poll_us = loop_poll_window(poll_us, now_us() - start, poll_max_us);
+	return n;
 }
 
 static void free_deferred(void)
@@ -177,7 +242,7 @@ int loop_dispatch(int timeout_ms)
 
 	if (resume >= 0 && (timeout_ms < 0 || resume < timeout_ms))
 		timeout_ms = resume;
-	n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
+	n = wait_events(evs, timeout_ms);
 	if (n < 0) {
 		if (errno == EINTR)
 			return 0;

@@ -273,6 +273,7 @@ static const int allowed_syscalls[] = {
 	SCMP_SYS(listen), SCMP_SYS(shutdown), SCMP_SYS(getsockopt), SCMP_SYS(close),
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
 	SCMP_SYS(poll), SCMP_SYS(ppoll),
+	SCMP_SYS(sched_yield),	/* between the event loop's polls */
 	/* Guest memory (SET_MEM_TABLE) and the allocator. */
 	SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk),
 	SCMP_SYS(fstat), SCMP_SYS(fstatfs), SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(lstat), SCMP_SYS(stat),
@@ -293,7 +294,7 @@ static const int allowed_syscalls[] = {
 	 * exit from a thread that traces the others, and reports read /proc.
 	 */
 	SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(wait4), SCMP_SYS(ptrace), SCMP_SYS(prctl),
-	SCMP_SYS(sched_yield), SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigaction),
+	SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigaction),
 	SCMP_SYS(getdents), SCMP_SYS(getdents64), SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(nanosleep),
 	SCMP_SYS(clock_nanosleep), SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(pipe2),
 	SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3), SCMP_SYS(mprotect), SCMP_SYS(kill),

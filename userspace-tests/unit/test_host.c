@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/virtio_ring.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "endpoint.h"
@@ -628,6 +630,88 @@ static void test_loop_dispatches_after_stop(void)
 	loop_fini();
 }
 
+/*
+ * Adaptive polling's window: it grows while batches come within the maximum
+ * of each other, never past it, keeps what covered the wait, and falls to
+ * nothing once they come further apart (a quiet vmchanneld never polls).
+ */
+static void test_loop_poll_window_adapts(void)
+{
+	int64_t window = 0;
+	int i;
+
+	CU_ASSERT_EQUAL(loop_poll_window(0, 0, 200), 0);	/* already there */
+	for (i = 0; i < 10; i++)
+		window = loop_poll_window(window, 150, 200);
+	CU_ASSERT_EQUAL(window, 200);
+	CU_ASSERT_EQUAL(loop_poll_window(window, 150, 200), 200);
+	CU_ASSERT_EQUAL(loop_poll_window(16, 10, 200), 16);
+	CU_ASSERT_EQUAL(loop_poll_window(16, 17, 200), 32);
+	CU_ASSERT_EQUAL(loop_poll_window(128, 190, 200), 200);
+	CU_ASSERT_EQUAL(loop_poll_window(0, 2, 3), 3);	/* a maximum below the first window */
+	CU_ASSERT_EQUAL(loop_poll_window(200, 201, 200), 100);
+	for (i = 0; i < 10 && window; i++)
+		window = loop_poll_window(window, 5000, 200);
+	CU_ASSERT_EQUAL(window, 0);
+	CU_ASSERT_EQUAL(loop_poll_window(0, 5000, 200), 0);
+}
+
+static int poll_pipe[2];
+
+/* Writes one byte into poll_pipe every 50 us, 200 times. */
+static void *write_every_50us(void *arg)
+{
+	struct timespec gap = { .tv_nsec = 50000 };
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 200; i++) {
+		nanosleep(&gap, NULL);
+		if (write(poll_pipe[1], "x", 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
+/* Reads the byte that made the pipe readable: one call per byte. */
+static void take_byte(void *opaque, uint32_t events)
+{
+	unsigned int *calls = opaque;
+	char c;
+
+	(void)events;
+	if (read(poll_pipe[0], &c, 1) == 1)
+		(*calls)++;
+}
+
+/*
+ * With polling on, events that come while the loop polls or sleeps are all
+ * dispatched, and a wait for nothing still ends at its timeout.
+ */
+static void test_loop_polls_without_losing_events(void)
+{
+	struct watch w = { .fd = -1 };
+	unsigned int calls = 0;
+	pthread_t writer;
+
+	VMC_ASSERT_FATAL(loop_init() == 0);
+	loop_set_poll(1000);
+	VMC_ASSERT_FATAL(pipe(poll_pipe) == 0);
+	VMC_ASSERT_FATAL(loop_watch(&w, poll_pipe[0], EPOLLIN, take_byte, &calls) == 0);
+	VMC_ASSERT_FATAL(pthread_create(&writer, NULL, write_every_50us, NULL) == 0);
+	/* Each wait ends with the next byte: a timeout means one was lost. */
+	while (calls < 200)
+		VMC_ASSERT_FATAL(loop_dispatch(10000) > 0);
+	pthread_join(writer, NULL);
+	CU_ASSERT_EQUAL(calls, 200);
+	CU_ASSERT_EQUAL(loop_dispatch(5), 0);
+	loop_unwatch(&w);
+	close(poll_pipe[0]);
+	close(poll_pipe[1]);
+	loop_set_poll(0);
+	loop_fini();
+}
+
 /* ---- device model: the configuration window ---- */
 
 static void test_config_window(void)
@@ -757,6 +841,8 @@ void register_host_tests(void)
 	vmc_add_test(s, "log: each kind has its own budget", test_log_rate_limits_each_kind);
 	vmc_add_test(s, "endpoint sockets never follow links", test_endpoint_never_follows_links);
 	vmc_add_test(s, "the loop dispatches again after loop_stop()", test_loop_dispatches_after_stop);
+	vmc_add_test(s, "the polling window adapts to the gaps", test_loop_poll_window_adapts);
+	vmc_add_test(s, "polling loses no event, keeps timeouts", test_loop_polls_without_losing_events);
 
 	s = vmc_add_suite("host vhost-user transport");
 	vmc_add_test(s, "malformed messages rejected", test_vu_rejects_malformed);
