@@ -210,36 +210,61 @@ static void vmc_rx_retry(struct vmc_dev *vmc)
 }
 
 /*
- * Tops rxq up to VMC_RX_BUFS from the pool or the allocator, in place of
- * the buffers channels keep.  @starting: probe or restore, where the rings
- * exist before the state says so.  Return: whether anything was posted.
+ * Tops rxq up from the pool alone, as the interrupt handler can; caller
+ * holds rx_lock.  Return: whether anything was posted.
+ */
+static bool vmc_rx_refill_pooled(struct vmc_dev *vmc)
+{
+	struct vmc_rx_buf *buf;
+	bool posted = false;
+
+	while (vmc->rx_posted < VMC_RX_BUFS && (buf = vmc_rx_pool_pop(vmc))) {
+		if (vmc_rx_post(vmc, buf)) {
+			vmc_rx_buf_put_locked(vmc, buf);
+			break;
+		}
+		posted = true;
+	}
+	return posted;
+}
+
+/*
+ * Tops rxq up to VMC_RX_BUFS, from the pool first, then from the allocator
+ * while the ring has room for a buffer (a small ring fills before
+ * VMC_RX_BUFS: a buffer it cannot take is not allocated).  @starting: probe
+ * or restore, where the rings exist before the state says so.  Return:
+ * whether anything was posted.
  */
 static bool vmc_rx_refill(struct vmc_dev *vmc, bool starting)
 {
 	struct vmc_rx_buf *buf;
 	bool posted = false;
-	int err = 0;
+	int err;
 
-	while (!err) {
+	for (;;) {
 		spin_lock_irq(&vmc->rx_lock);
-		if ((!starting && !vmc_rx_live(vmc->state)) || vmc->rx_posted >= VMC_RX_BUFS) {
-			spin_unlock_irq(&vmc->rx_lock);
-			break;
-		}
-		buf = vmc_rx_pool_pop(vmc);
+		if (!starting && !vmc_rx_live(vmc->state))
+			goto out_unlock;
+		posted |= vmc_rx_refill_pooled(vmc);
+		if (vmc->rx_posted >= VMC_RX_BUFS || vmc->rx_vq->num_free < 2)
+			goto out_unlock;
 		spin_unlock_irq(&vmc->rx_lock);
-		buf = buf ?: vmc_rx_buf_alloc();
+		buf = vmc_rx_buf_alloc();
 		if (!buf) {
 			vmc_rx_retry(vmc);
-			break;
+			return posted;
 		}
 		spin_lock_irq(&vmc->rx_lock);
 		err = vmc_rx_post(vmc, buf);
-		if (err)
+		if (err) {
 			vmc_rx_buf_put_locked(vmc, buf);
+			goto out_unlock;
+		}
+		posted = true;
 		spin_unlock_irq(&vmc->rx_lock);
-		posted |= !err;
 	}
+out_unlock:
+	spin_unlock_irq(&vmc->rx_lock);
 	return posted;
 }
 
@@ -347,25 +372,6 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 /* What vmc_rx_poll() leaves to the rx work. */
 #define VMC_RX_LEFT_MESSAGES	BIT(0)	/* the budget is spent: messages remain */
 #define VMC_RX_LEFT_BUFFERS	BIT(1)	/* rxq has room only the allocator can fill */
-
-/*
- * Tops rxq up from the pool alone, as the interrupt handler can; caller
- * holds rx_lock.  Return: whether anything was posted.
- */
-static bool vmc_rx_refill_pooled(struct vmc_dev *vmc)
-{
-	struct vmc_rx_buf *buf;
-	bool posted = false;
-
-	while (vmc->rx_posted < VMC_RX_BUFS && (buf = vmc_rx_pool_pop(vmc))) {
-		if (vmc_rx_post(vmc, buf)) {
-			vmc_rx_buf_put_locked(vmc, buf);
-			break;
-		}
-		posted = true;
-	}
-	return posted;
-}
 
 /**
  * vmc_rx_poll() - take messages off rxq, at most VMC_RX_BUDGET
