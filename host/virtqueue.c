@@ -51,11 +51,9 @@ static bool ranges_overlap(uintptr_t a, size_t alen, const void *b, size_t blen)
 /* Whether [p, p + len) overlaps a part of @r's ring. */
 static bool ring_overlaps(const struct vq *r, uintptr_t p, size_t len)
 {
-	size_t desc, avail, used;
-
-	vq_ring_sizes(r, &desc, &avail, &used);
-	return ranges_overlap(p, len, r->desc, desc) || ranges_overlap(p, len, r->avail, avail) ||
-	       ranges_overlap(p, len, r->used, used);
+	return ranges_overlap(p, len, r->desc, r->desc_size) ||
+	       ranges_overlap(p, len, r->avail, r->avail_size) ||
+	       ranges_overlap(p, len, r->used, r->used_size);
 }
 
 /* Whether the device writing [p, p + len) could change one of its rings. */
@@ -70,28 +68,19 @@ static bool vq_write_hits_ring(const struct vq *vq, const void *p, size_t len)
 	return false;
 }
 
-static size_t vq_used_size(const struct vq *vq)
-{
-	size_t desc, avail, used;
-
-	vq_ring_sizes(vq, &desc, &avail, &used);
-	return used;
-}
-
 bool vq_used_hits_ring(const struct vq *vq)
 {
-	size_t desc, avail, used;
+	uintptr_t used = (uintptr_t)vq->used;
 	unsigned int i;
 
-	vq_ring_sizes(vq, &desc, &avail, &used);
-	if (ranges_overlap((uintptr_t)vq->used, used, vq->desc, desc) ||
-	    ranges_overlap((uintptr_t)vq->used, used, vq->avail, avail))
+	if (ranges_overlap(used, vq->used_size, vq->desc, vq->desc_size) ||
+	    ranges_overlap(used, vq->used_size, vq->avail, vq->avail_size))
 		return true;
 	for (i = 0; i < vq->nrings; i++) {
 		const struct vq *r = &vq->rings[i];
 
-		if (r != vq && r->started && (ring_overlaps(r, (uintptr_t)vq->used, used) ||
-					      ring_overlaps(vq, (uintptr_t)r->used, vq_used_size(r))))
+		if (r != vq && r->started && (ring_overlaps(r, used, vq->used_size) ||
+					      ring_overlaps(vq, (uintptr_t)r->used, r->used_size)))
 			return true;
 	}
 	return false;
@@ -99,12 +88,10 @@ bool vq_used_hits_ring(const struct vq *vq)
 
 bool vq_map(struct vq *vq, const struct guest_mem *mem)
 {
-	size_t desc, avail, used;
-
-	vq_ring_sizes(vq, &desc, &avail, &used);
-	vq->desc = guest_mem_uaddr(mem, vq->desc_uaddr, desc);
-	vq->avail = guest_mem_uaddr(mem, vq->avail_uaddr, avail);
-	vq->used = guest_mem_uaddr(mem, vq->used_uaddr, used);
+	vq_ring_sizes(vq, &vq->desc_size, &vq->avail_size, &vq->used_size);
+	vq->desc = guest_mem_uaddr(mem, vq->desc_uaddr, vq->desc_size);
+	vq->avail = guest_mem_uaddr(mem, vq->avail_uaddr, vq->avail_size);
+	vq->used = guest_mem_uaddr(mem, vq->used_uaddr, vq->used_size);
 	/* The alignments the virtio spec requires (2.7.10.1): fields are read in place. */
 	if (!vq->desc || !vq->avail || !vq->used || (uintptr_t)vq->desc % 16 ||
 	    (uintptr_t)vq->avail % 2 || (uintptr_t)vq->used % 4) {

@@ -32,6 +32,7 @@ struct vq {
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
+	size_t desc_size, avail_size, used_size;	/* bytes of each part vq_map() mapped */
 	uint16_t last_avail_idx;	/* next entry of avail->ring to pop */
 	uint16_t used_idx;		/* our copy of used->idx */
 	uint16_t signalled_used;	/* used_idx when the guest was last signalled */
