@@ -30,6 +30,7 @@ static struct watch *paused;	/* loop_pause(): a list through next_paused */
  * before it sleeps, and the most it ever will, in microseconds.
  */
 static int64_t poll_us, poll_max_us;
+static bool sleep_next;		/* loop_sleep_next(): the next wait does not poll */
 
 #define POLL_FIRST_US 4		/* the window a loop that did not poll starts with */
 
@@ -50,6 +51,11 @@ void loop_set_poll(unsigned int max_us)
 {
 	poll_max_us = max_us;
 	poll_us = 0;
+}
+
+void loop_sleep_next(void)
+{
+	sleep_next = true;
 }
 
 /*
@@ -79,13 +85,16 @@ int64_t loop_poll_window(int64_t window_us, int64_t waited_us, int64_t max_us)
  */
 static int wait_events(struct epoll_event *evs, int timeout_ms)
 {
+	bool sleep_now = sleep_next;
 	int64_t start;
 	int n = 0;
 
+	sleep_next = false;
 	if (!poll_max_us || !timeout_ms)
 		return epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
 	start = now_us();
-	while (poll_us) {
+	/* The window still follows the gaps, ready for the next conversation. */
+	while (poll_us && !sleep_now) {
 		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, 0);
 		if (n || now_us() - start >= poll_us)
 			break;

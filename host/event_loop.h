@@ -59,6 +59,11 @@ int loop_dispatch(int timeout_ms);
  */
 void loop_set_poll(unsigned int max_us);
 /*
+ * The next wait sleeps without polling: for a batch of events that moved so
+ * much that polling would only cost CPU time.
+ */
+void loop_sleep_next(void);
+/*
  * The polling window after a wait of @waited_us for a batch, from @window_us,
  * at most @max_us: the rule loop_set_poll() follows, for the unit tests.
  */

@@ -172,6 +172,7 @@ static bool pump_data(struct vmc_chan *ch)
 	vq_push(vmc_rxq(ch->dev), &elem, (uint32_t)(HDR_SIZE + n));
 	ch->tx_cnt += (uint32_t)n;
 	ch->stats.bytes_to_guest += (uint64_t)n;
+	ch->dev->bytes_to_guest += (uint64_t)n;
 	return true;
 }
 

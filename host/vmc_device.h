@@ -125,6 +125,8 @@ struct vmc_device {
 	vmc_faults faults;		/* test-only hostile behaviour */
 	bool stdio_taken;		/* a channel uses stdin and stdout */
 	uint64_t bytes_to_hosts;	/* guest bytes written to host programs, all channels */
+	uint64_t bytes_to_guest;	/* host bytes sent to the guest, all channels */
+	uint64_t moved_at_batch_end;	/* both, at the end of the last batch of events */
 };
 
 /* Sets up the device with channels from @specs and their endpoints in @dir. */
