@@ -60,10 +60,11 @@ void loop_sleep_next(void)
 
 /*
  * The window follows how long the loop waited for its last batch, after
- * QEMU's adaptive polling: a wait the window covered leaves it; a wait up to
- * the maximum doubles it, so that polling would have caught it; a longer wait
- * halves it, so that a quiet loop soon stops polling and a single late event
- * does not undo a conversation's window.
+ * QEMU's adaptive polling (with its poll-shrink at 2): a wait the window
+ * covered leaves it; a wait up to the maximum doubles it, so that polling
+ * would have caught it; a longer wait halves it, so that a single late event
+ * does not undo a conversation's window, and a loop gone quiet stops polling
+ * after a few waits (about twice the maximum in all).
  */
 int64_t loop_poll_window(int64_t window_us, int64_t waited_us, int64_t max_us)
 {
@@ -85,26 +86,38 @@ int64_t loop_poll_window(int64_t window_us, int64_t waited_us, int64_t max_us)
  */
 static int wait_events(struct epoll_event *evs, int timeout_ms)
 {
+	int64_t start, limit, left_us, timeout_us = (int64_t)timeout_ms * 1000;
 	bool sleep_now = sleep_next;
-	int64_t start;
 	int n = 0;
 
 	sleep_next = false;
 	if (!poll_max_us || !timeout_ms)
 		return epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
 	start = now_us();
+	/* Polling counts against the timeout. */
+	limit = timeout_ms > 0 && timeout_us < poll_us ? timeout_us : poll_us;
 	/* The window still follows the gaps, ready for the next conversation. */
-	while (poll_us && !sleep_now) {
+	while (limit && !sleep_now) {
 		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, 0);
-		if (n || now_us() - start >= poll_us)
+		if (n || now_us() - start >= limit)
 			break;
 		sched_yield();
 	}
-	if (!n)
+	if (!n) {
+		if (timeout_ms > 0) {
+			left_us = timeout_us - (now_us() - start);
+			timeout_ms = left_us > 0 ? (int)((left_us + 999) / 1000) : 0;
+		}
 		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
+	}
 	if (n >= 0)
 		poll_us = loop_poll_window(poll_us, now_us() - start, poll_max_us);
 	return n;
+}
+
+int64_t loop_poll_window_now(void)
+{
+	return poll_us;
 }
 
 static void free_deferred(void)
@@ -154,6 +167,9 @@ void loop_fini(void)
 	deferred_size = 0;
 	batch_end_fn = NULL;
 	paused = NULL;
+	poll_us = 0;
+	poll_max_us = 0;
+	sleep_next = false;
 	if (epoll_fd >= 0)
 		close(epoll_fd);
 	epoll_fd = -1;

@@ -55,7 +55,8 @@ void loop_on_batch_end(void (*fn)(void *opaque), void *opaque);
 int loop_dispatch(int timeout_ms);
 /*
  * Adaptive polling: before it sleeps, the loop looks for events for up to
- * @max_us microseconds while they come that close together (0: never).
+ * @max_us microseconds while they come that close together (0: never); the
+ * time spent polling counts against loop_dispatch()'s timeout.
  */
 void loop_set_poll(unsigned int max_us);
 /*
@@ -65,9 +66,11 @@ void loop_set_poll(unsigned int max_us);
 void loop_sleep_next(void);
 /*
  * The polling window after a wait of @waited_us for a batch, from @window_us,
- * at most @max_us: the rule loop_set_poll() follows, for the unit tests.
+ * at most @max_us: the rule loop_set_poll() follows.  And the window now.
+ * Both for the unit tests.
  */
 int64_t loop_poll_window(int64_t window_us, int64_t waited_us, int64_t max_us);
+int64_t loop_poll_window_now(void);
 /* CLOCK_MONOTONIC in milliseconds: the clock of loop_pause() and deadlines. */
 int64_t loop_now_ms(void);
 /*

@@ -291,9 +291,9 @@ void vmc_device_signal_guest(struct vmc_device *dev)
 }
 
 /*
- * A batch that moved this many bytes either way belongs to a bulk transfer:
- * the guest's CPU bounds it, so polling for the next event would not speed it
- * up, but it tripled vmchanneld's CPU time per GiB.
+ * A batch that moved this many bytes to host programs or to the guest belongs
+ * to a bulk transfer: the guest's CPU bounds it, so polling for the next event
+ * would not speed it up, but it tripled vmchanneld's CPU time per GiB.
  */
 #define BULK_BATCH_BYTES (32 * 1024)
 

@@ -658,14 +658,19 @@ static void test_loop_poll_window_adapts(void)
 
 static int poll_pipe[2];
 
-/* Writes one byte into poll_pipe every 50 us, 200 times. */
-static void *write_every_50us(void *arg)
+/* What write_bytes() writes into poll_pipe: @count bytes, @gap_ns apart. */
+struct byte_writer {
+	long gap_ns;
+	int count;
+};
+
+static void *write_bytes(void *arg)
 {
-	struct timespec gap = { .tv_nsec = 50000 };
+	const struct byte_writer *bw = arg;
+	struct timespec gap = { .tv_sec = bw->gap_ns / 1000000000, .tv_nsec = bw->gap_ns % 1000000000 };
 	int i;
 
-	(void)arg;
-	for (i = 0; i < 200; i++) {
+	for (i = 0; i < bw->count; i++) {
 		nanosleep(&gap, NULL);
 		if (write(poll_pipe[1], "x", 1) != 1)
 			break;
@@ -673,42 +678,82 @@ static void *write_every_50us(void *arg)
 	return NULL;
 }
 
-/* Reads the byte that made the pipe readable: one call per byte. */
-static void take_byte(void *opaque, uint32_t events)
+/* Takes every byte the pipe holds (edge-triggered: the next comes as an edge). */
+static void take_bytes(void *opaque, uint32_t events)
 {
-	unsigned int *calls = opaque;
-	char c;
+	unsigned int *bytes = opaque;
+	char buf[256];
+	ssize_t n;
 
 	(void)events;
-	if (read(poll_pipe[0], &c, 1) == 1)
-		(*calls)++;
+	while ((n = read(poll_pipe[0], buf, sizeof(buf))) > 0)
+		*bytes += (unsigned int)n;
 }
 
 /*
- * With polling on, events that come while the loop polls or sleeps are all
- * dispatched, and a wait for nothing still ends at its timeout.
+ * Runs the loop until @bw has written all its bytes, each wait ending with
+ * the next byte: the pipe is edge-triggered, so a byte that polling found
+ * and dropped would not come again, and the wait would time out.
  */
-static void test_loop_polls_without_losing_events(void)
+static void dispatch_bytes(struct byte_writer *bw)
 {
 	struct watch w = { .fd = -1 };
-	unsigned int calls = 0;
+	unsigned int bytes = 0;
 	pthread_t writer;
 
-	VMC_ASSERT_FATAL(loop_init() == 0);
-	loop_set_poll(1000);
-	VMC_ASSERT_FATAL(pipe(poll_pipe) == 0);
-	VMC_ASSERT_FATAL(loop_watch(&w, poll_pipe[0], EPOLLIN, take_byte, &calls) == 0);
-	VMC_ASSERT_FATAL(pthread_create(&writer, NULL, write_every_50us, NULL) == 0);
-	/* Each wait ends with the next byte: a timeout means one was lost. */
-	while (calls < 200)
+	VMC_ASSERT_FATAL(pipe2(poll_pipe, O_NONBLOCK) == 0);
+	VMC_ASSERT_FATAL(loop_watch(&w, poll_pipe[0], EPOLLIN | EPOLLET, take_bytes, &bytes) == 0);
+	VMC_ASSERT_FATAL(pthread_create(&writer, NULL, write_bytes, bw) == 0);
+	while (bytes < (unsigned int)bw->count)
 		VMC_ASSERT_FATAL(loop_dispatch(10000) > 0);
 	pthread_join(writer, NULL);
-	CU_ASSERT_EQUAL(calls, 200);
-	CU_ASSERT_EQUAL(loop_dispatch(5), 0);
+	CU_ASSERT_EQUAL(bytes, bw->count);
 	loop_unwatch(&w);
 	close(poll_pipe[0]);
 	close(poll_pipe[1]);
-	loop_set_poll(0);
+}
+
+static int64_t elapsed_us(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000000 + (t1.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+/* With polling on, events that come while the loop polls or sleeps are all dispatched. */
+static void test_loop_polls_without_losing_events(void)
+{
+	struct byte_writer bw = { .gap_ns = 50000, .count = 200 };
+
+	VMC_ASSERT_FATAL(loop_init() == 0);
+	loop_set_poll(10000);
+	dispatch_bytes(&bw);
+	/* Bytes 50 us apart: the loop polls for them. */
+	CU_ASSERT(loop_poll_window_now() > 0);
+	loop_fini();
+}
+
+/*
+ * Polling counts against a wait's timeout: with a window of 32 ms or more
+ * (grown by bytes 30 ms apart, up to 50 ms), a 2 ms wait for nothing still
+ * ends after about 2 ms, not 34 or more (the bound leaves a busy host 28 ms
+ * of slack), and not before.
+ */
+static void test_loop_poll_keeps_timeouts(void)
+{
+	struct byte_writer bw = { .gap_ns = 30000000, .count = 20 };
+	struct timespec t0;
+	int64_t waited;
+
+	VMC_ASSERT_FATAL(loop_init() == 0);
+	loop_set_poll(50000);
+	dispatch_bytes(&bw);
+	CU_ASSERT(loop_poll_window_now() >= 32768);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(loop_dispatch(2), 0);
+	waited = elapsed_us(&t0);
+	CU_ASSERT(waited >= 2000 && waited < 30000);
 	loop_fini();
 }
 
@@ -842,7 +887,8 @@ void register_host_tests(void)
 	vmc_add_test(s, "endpoint sockets never follow links", test_endpoint_never_follows_links);
 	vmc_add_test(s, "the loop dispatches again after loop_stop()", test_loop_dispatches_after_stop);
 	vmc_add_test(s, "the polling window adapts to the gaps", test_loop_poll_window_adapts);
-	vmc_add_test(s, "polling loses no event, keeps timeouts", test_loop_polls_without_losing_events);
+	vmc_add_test(s, "polling loses no event", test_loop_polls_without_losing_events);
+	vmc_add_test(s, "polling counts against the timeout", test_loop_poll_keeps_timeouts);
 
 	s = vmc_add_suite("host vhost-user transport");
 	vmc_add_test(s, "malformed messages rejected", test_vu_rejects_malformed);
