@@ -167,7 +167,7 @@ static bool vmc_rx_buf_put_locked(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
  * A buffer a reader emptied.  The rx work keeps rxq full from the pool, so
  * this normally pools it; it posts (and kicks) only when the rx work could
  * not allocate, and has the rx work allocate if it freed a fallback that
- * rxq lacks.
+ * rxq lacks and has room for (a small ring fills before VMC_RX_BUFS).
  */
 void vmc_rx_buf_put(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
 {
@@ -177,7 +177,8 @@ void vmc_rx_buf_put(struct vmc_dev *vmc, struct vmc_rx_buf *buf)
 	spin_lock_irqsave(&vmc->rx_lock, flags);
 	if (vmc_rx_buf_put_locked(vmc, buf))
 		vq = vmc_kick_prepare(vmc, vmc->rx_vq);
-	else if (vmc_rx_live(vmc->state) && vmc->rx_posted < VMC_RX_BUFS)
+	else if (vmc_rx_live(vmc->state) && vmc->rx_posted < VMC_RX_BUFS &&
+		 vmc->rx_vq->num_free >= 2)
 		schedule_work(&vmc->rx_work);
 	spin_unlock_irqrestore(&vmc->rx_lock, flags);
 	vmc_notify(vmc, vq);
