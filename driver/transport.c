@@ -240,7 +240,6 @@ static bool vmc_rx_refill(struct vmc_dev *vmc, bool starting)
 {
 	struct vmc_rx_buf *buf;
 	bool posted = false;
-	int err;
 
 	for (;;) {
 		spin_lock_irq(&vmc->rx_lock);
@@ -256,8 +255,7 @@ static bool vmc_rx_refill(struct vmc_dev *vmc, bool starting)
 			return posted;
 		}
 		spin_lock_irq(&vmc->rx_lock);
-		err = vmc_rx_post(vmc, buf);
-		if (err) {
+		if (vmc_rx_post(vmc, buf)) {
 			vmc_rx_buf_put_locked(vmc, buf);
 			goto out_unlock;
 		}

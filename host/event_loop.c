@@ -94,10 +94,15 @@ static int wait_events(struct epoll_event *evs, int timeout_ms)
 	if (!poll_max_us || !timeout_ms)
 		return epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
 	start = now_us();
-	/* Polling counts against the timeout. */
+	/*
+	 * Polling counts against the timeout.  After loop_sleep_next() it is
+	 * skipped, but the window still follows the gaps, ready for the next
+	 * conversation.
+	 */
 	limit = timeout_ms > 0 && timeout_us < poll_us ? timeout_us : poll_us;
-	/* The window still follows the gaps, ready for the next conversation. */
-	while (limit && !sleep_now) {
+	if (sleep_now)
+		limit = 0;
+	while (limit) {
 		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, 0);
 		if (n || now_us() - start >= limit)
 			break;

@@ -301,7 +301,7 @@ void vmc_device_signal_guest(struct vmc_device *dev)
  * After each batch of events: one interrupt per queue tells of all it used,
  * and a bulk batch has the loop sleep at once.
  */
-static void signal_guest_at_batch_end(void *opaque)
+static void batch_end(void *opaque)
 {
 	struct vmc_device *dev = opaque;
 	uint64_t moved = dev->bytes_to_hosts + dev->bytes_to_guest;
@@ -451,7 +451,7 @@ int vmc_device_setup(struct vmc_device *dev, const char *dir)
 	dev->dir = dir;
 	TAILQ_INIT(&dev->ready);
 	TAILQ_INIT(&dev->flush);
-	loop_on_batch_end(signal_guest_at_batch_end, dev);
+	loop_on_batch_end(batch_end, dev);
 	dev->chans = calloc(VMCHANNEL_MAX_CHANNELS, sizeof(*dev->chans));
 	return dev->chans ? 0 : -1;
 }
