@@ -588,14 +588,17 @@ int main(int argc, char **argv)
 				log_threshold++;
 			break;
 		case OPT_FD:
-		case OPT_NOTIFY:
-			if (parse_bounded(optarg, 1 << 20) < 0) {
+		case OPT_NOTIFY: {
+			int fd = parse_bounded(optarg, 1 << 20);
+
+			if (fd < 0) {
 				fprintf(stderr, "vmchanneld: bad file descriptor '%s'\n", optarg);
 				status = EXIT_USAGE;
 				goto out;
 			}
-			*(opt == OPT_FD ? &listen_fd : &notify_fd) = parse_bounded(optarg, 1 << 20);
+			*(opt == OPT_FD ? &listen_fd : &notify_fd) = fd;
 			break;
+		}
 		case OPT_POLL:
 			poll_us = parse_bounded(optarg, POLL_MAX_US);
 			if (poll_us < 0) {
