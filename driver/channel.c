@@ -254,7 +254,7 @@ static void vmc_channel_remove(struct vmc_dev *vmc, struct vmc_channel *ch)
 	 * whole device goes, its RESET ends every session instead.
 	 */
 	if ((actions & VMC_ACT_SEND) && !vmc->removing)
-		vmc_send(ch, VMCHANNEL_MSG_CLOSE, NULL, 0, VMC_SEND_RELIABLE);
+		vmc_send(ch, VMCHANNEL_MSG_CLOSE, VMC_SEND_RELIABLE);
 	/* REMOVED: nothing queues the uevent work again. */
 	cancel_delayed_work_sync(&ch->uevent_work);
 	wake_up_all(&ch->rd_wait);

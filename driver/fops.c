@@ -236,14 +236,15 @@ static ssize_t vmc_write(struct file *file, const char __user *buf,
 			continue;
 		}
 		n = min3(count - done, (size_t)credit, (size_t)VMCHANNEL_MAX_PAYLOAD);
-		ret = vmc_send(ch, VMCHANNEL_MSG_DATA, buf + done, n,
-			       nonblock ? VMC_SEND_NONBLOCK : VMC_SEND_INTERRUPTIBLE);
+		ret = vmc_send_data(ch, buf + done, n,
+				    nonblock ? VMC_SEND_NONBLOCK : VMC_SEND_INTERRUPTIBLE,
+				    done + n == count);
 		if (ret < 0)
 			break;
 		/* 0: the device took its credit back meanwhile; wait again. */
 		done += ret;
 	}
-	/* One kick for every message of the write(). */
+	/* One kick for every message of the write(): here if it was cut short. */
 	vmc_tx_kick(ch->vmc);
 	mutex_unlock(&ch->write_lock);
 	return done ? done : ret;

@@ -18,8 +18,9 @@
  * room.  Used buffers go to a small pool rather than to the allocator:
  * kernels built with init_on_alloc (Debian's are) zero every allocation, and
  * zeroing a fresh buffer per message took a fifth of a sending guest's CPU.
- * A write() kicks the device once for all its DATA (vmc_tx_kick()); every
- * kick is prepared under the vq's lock and notified once it is dropped.
+ * A write() kicks the device once for all its DATA, with its last message
+ * (or vmc_tx_kick()); every kick is prepared under the vq's lock and
+ * notified once it is dropped.
  *
  * Only writers wait for txq.  OPEN, CLOSE and CREDIT are owed by the channel
  * (vmc_channel.owed) and sent without waiting; what finds txq full is sent
@@ -647,14 +648,21 @@ static struct virtqueue *vmc_tx_kick_prepare(struct vmc_dev *vmc)
 {
 	if (!vmc->tx_unkicked)
 		return NULL;
-	vmc->tx_unkicked = 0;
+	WRITE_ONCE(vmc->tx_unkicked, 0);
 	return vmc_kick_prepare(vmc, vmc->tx_vq);
 }
 
-/* Tells the device about the DATA a writer queued (see vmc_send()). */
+/*
+ * Tells the device about the DATA a writer queued (see vmc_send_data()).
+ * Without the lock when nothing is unkicked: whoever reset the count kicks
+ * what this writer queued before it.
+ */
 void vmc_tx_kick(struct vmc_dev *vmc)
 {
 	struct virtqueue *vq = NULL;
+
+	if (!READ_ONCE(vmc->tx_unkicked))
+		return;
 
 	spin_lock_irq(&vmc->tx_lock);
 	if (vmc_rx_live(vmc->state))
@@ -668,6 +676,7 @@ void vmc_tx_kick(struct vmc_dev *vmc)
  * @buf: the message
  * @len: payload bytes in the buffer (DATA may send fewer)
  * @queued: the buffer is on txq and belongs to it
+ * @kick_added: DATA: prepare the kick as it is added (the write()'s last)
  * @kick: the vq to notify once the locks are dropped (vmc_kick_prepare())
  * @ret: DATA: payload bytes queued; otherwise 0; or a negative errno
  */
@@ -675,6 +684,7 @@ struct vmc_tx_req {
 	struct vmc_tx_buf *buf;
 	u32 len;
 	bool queued;
+	bool kick_added;
 	struct virtqueue *kick;
 	int ret;
 };
@@ -708,8 +718,8 @@ static bool vmc_tx_wanted(const struct vmc_channel *ch, u16 type)
 
 /*
  * Adds req to txq; caller holds tx_lock and has checked for room.  DATA is
- * kicked by its writer once per write() (vmc_tx_kick()), anything else at
- * once.
+ * kicked once per write(), with its last message (@req->kick_added) or by
+ * vmc_tx_kick(); anything else at once.
  */
 static void vmc_tx_add(struct vmc_dev *vmc, struct vmc_tx_req *req)
 {
@@ -727,8 +737,8 @@ static void vmc_tx_add(struct vmc_dev *vmc, struct vmc_tx_req *req)
 		return;
 	}
 	req->queued = true;
-	vmc->tx_unkicked++;
-	if (le16_to_cpu(buf->hdr.type) != VMCHANNEL_MSG_DATA)
+	WRITE_ONCE(vmc->tx_unkicked, vmc->tx_unkicked + 1);
+	if (req->kick_added || le16_to_cpu(buf->hdr.type) != VMCHANNEL_MSG_DATA)
 		req->kick = vmc_tx_kick_prepare(vmc);
 }
 
@@ -848,9 +858,10 @@ static int vmc_tx_wait(struct vmc_dev *vmc, struct vmc_channel *ch,
 }
 
 static int vmc_tx_send(struct vmc_dev *vmc, struct vmc_channel *ch, u16 type,
-		       const char __user *data, u32 len, enum vmc_send_wait wait)
+		       const char __user *data, u32 len, enum vmc_send_wait wait,
+		       bool kick_added)
 {
-	struct vmc_tx_req req = {};
+	struct vmc_tx_req req = { .kick_added = kick_added };
 	int ret;
 
 	if (WARN_ON_ONCE(len > VMCHANNEL_MAX_PAYLOAD))
@@ -884,33 +895,50 @@ out_put:
 }
 
 /**
- * vmc_send() - send one message of a channel's session
+ * vmc_send() - send a message a channel owes (OPEN, CLOSE, CREDIT)
  * @ch: the channel
- * @type: DATA, or a message the channel owes (OPEN, CLOSE, CREDIT)
- * @data: payload for DATA, NULL otherwise
- * @len: payload length, at most VMCHANNEL_MAX_PAYLOAD
+ * @type: the message
  * @wait: how to wait for room on txq
  *
- * The header carries the channel's current receive credit, so every message
- * also serves as a credit update.  DATA is limited to the device's credit at
- * the moment it is queued and accounted then, and may be shorter than @len
- * when memory for a big buffer is short.  The device learns about DATA only
- * at the caller's vmc_tx_kick(), one per write(), or when txq fills.
+ * The header carries the channel's current receive credit, as every
+ * message's does, so every message also serves as a credit update.
  *
- * Return: DATA: the payload bytes queued (0: the credit is gone); otherwise 0
- * (also when the message is no longer owed); or -EAGAIN, -ENODEV, -ENOMEM,
- * -EFAULT, -ERESTARTSYS, -ETIMEDOUT.
+ * Return: 0 (also when the message is no longer owed), or -EAGAIN, -ENODEV,
+ * -ENOMEM, -ERESTARTSYS, -ETIMEDOUT.
  */
 int vmc_send(struct vmc_channel *ch, enum vmchannel_msg_type type,
-	     const char __user *data, u32 len, enum vmc_send_wait wait)
+	     enum vmc_send_wait wait)
 {
-	return vmc_tx_send(ch->vmc, ch, type, data, len, wait);
+	return vmc_tx_send(ch->vmc, ch, type, NULL, 0, wait, false);
+}
+
+/**
+ * vmc_send_data() - send one DATA message of a channel's session
+ * @ch: the channel
+ * @data: the payload
+ * @len: payload length, at most VMCHANNEL_MAX_PAYLOAD
+ * @wait: how to wait for room on txq
+ * @last: the message ends the caller's write(): the device is kicked with it
+ *
+ * The payload is limited to the device's credit at the moment it is queued
+ * and accounted then, and may be shorter than @len when memory for a big
+ * buffer is short.  The device learns about DATA with the write()'s last
+ * message, at the caller's vmc_tx_kick() (a write() cut short, or one about
+ * to wait for credit), or when txq fills.
+ *
+ * Return: the payload bytes queued (0: the credit is gone), or -EAGAIN,
+ * -ENODEV, -ENOMEM, -EFAULT, -ERESTARTSYS.
+ */
+int vmc_send_data(struct vmc_channel *ch, const char __user *data, u32 len,
+		  enum vmc_send_wait wait, bool last)
+{
+	return vmc_tx_send(ch->vmc, ch, VMCHANNEL_MSG_DATA, data, len, wait, last);
 }
 
 /* Sends a device-level message (RESET, SUSPEND, RESUME); see main.c. */
 int vmc_send_dev(struct vmc_dev *vmc, enum vmchannel_msg_type type)
 {
-	return vmc_tx_send(vmc, NULL, type, NULL, 0, VMC_SEND_RELIABLE);
+	return vmc_tx_send(vmc, NULL, type, NULL, 0, VMC_SEND_RELIABLE, false);
 }
 
 /*
@@ -934,7 +962,7 @@ void vmc_send_owed(struct vmc_channel *ch)
 	for (i = 0; i < ARRAY_SIZE(order); i++) {
 		if (!(owed & vmc_owe_bit[order[i]]))
 			continue;
-		err = vmc_send(ch, order[i], NULL, 0, VMC_SEND_NONBLOCK);
+		err = vmc_send(ch, order[i], VMC_SEND_NONBLOCK);
 		if (err != -EAGAIN && err != -ENOMEM)
 			continue;
 		/* restore() runs the work again once the device is back. */
@@ -1004,7 +1032,7 @@ void vmc_vqs_drain(struct vmc_dev *vmc)
 	spin_lock_irq(&vmc->tx_lock);
 	while ((tx_buf = virtqueue_detach_unused_buf(vmc->tx_vq)))
 		vmc_tx_buf_free(tx_buf);
-	vmc->tx_unkicked = 0;
+	WRITE_ONCE(vmc->tx_unkicked, 0);
 	spin_unlock_irq(&vmc->tx_lock);
 	vmc_pools_free(vmc);
 }

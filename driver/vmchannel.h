@@ -181,7 +181,8 @@ struct vmc_rx_msg {
  * @state_wait: remove and freeze waiting for the device's acknowledgment
  * @tx_pool: free txq buffers by size (enum vmc_tx_size)
  * @tx_pooled: how many of each
- * @tx_unkicked: buffers added to @tx_vq since its last kick
+ * @tx_unkicked: buffers added to @tx_vq since its last kick; written under
+ *	@tx_lock, read without it by vmc_tx_kick()
  * @rx_posted: buffers on @rx_vq
  * @rx_polling: rxq's interrupt or the rx work is taking messages (vmc_rx_poll())
  * @rx_pool: free receive buffers (struct vmc_rx_buf.node)
@@ -366,7 +367,9 @@ enum vmc_send_wait {
 };
 
 int vmc_send(struct vmc_channel *ch, enum vmchannel_msg_type type,
-	     const char __user *data, u32 len, enum vmc_send_wait wait);
+	     enum vmc_send_wait wait);
+int vmc_send_data(struct vmc_channel *ch, const char __user *data, u32 len,
+		  enum vmc_send_wait wait, bool last);
 int vmc_send_dev(struct vmc_dev *vmc, enum vmchannel_msg_type type);
 bool vmc_tx_has_room(struct vmc_dev *vmc);
 enum vmc_dev_state vmc_dev_state(struct vmc_dev *vmc);
