@@ -654,8 +654,9 @@ static struct virtqueue *vmc_tx_kick_prepare(struct vmc_dev *vmc)
 
 /*
  * Tells the device about the DATA a writer queued (see vmc_send_data()).
- * Without the lock when nothing is unkicked: whoever reset the count kicks
- * what this writer queued before it.
+ * Without the lock when nothing is unkicked: whoever reset the count kicked
+ * what this writer queued before, or the rings were reset and it was dropped
+ * (vmc_vqs_drain()).
  */
 void vmc_tx_kick(struct vmc_dev *vmc)
 {
@@ -924,10 +925,10 @@ int vmc_send(struct vmc_channel *ch, enum vmchannel_msg_type type,
  * and accounted then, and may be shorter than @len when memory for a big
  * buffer is short.  The device learns about DATA with the write()'s last
  * message, at the caller's vmc_tx_kick() (a write() cut short, or one about
- * to wait for credit), or when txq fills.
+ * to wait for credit), when txq fills, or with any later message that kicks.
  *
- * Return: the payload bytes queued (0: the credit is gone), or -EAGAIN,
- * -ENODEV, -ENOMEM, -EFAULT, -ERESTARTSYS.
+ * Return: the payload bytes queued (0: the credit is gone, or the session
+ * ended), or -EAGAIN, -ENODEV, -ENOMEM, -EFAULT, -ERESTARTSYS.
  */
 int vmc_send_data(struct vmc_channel *ch, const char __user *data, u32 len,
 		  enum vmc_send_wait wait, bool last)

@@ -359,7 +359,7 @@ void vmc_rx_kick(struct vmc_dev *vmc);
 void vmc_tx_kick(struct vmc_dev *vmc);
 void vmc_owed_work(struct work_struct *work);
 void vmc_send_owed(struct vmc_channel *ch);
-/* How vmc_send() waits for room on txq. */
+/* How vmc_send() and vmc_send_data() wait for room on txq. */
 enum vmc_send_wait {
 	VMC_SEND_NONBLOCK,	/* -EAGAIN when full */
 	VMC_SEND_INTERRUPTIBLE,	/* a signal interrupts the wait */
