@@ -598,10 +598,11 @@ static void lane_finished(int ep, struct lane *l)
 /*
  * Each ready lane gets at most one @block per turn, generated into one buffer
  * that all lanes share: a write that takes less rewinds the lane's stream to
- * just after what it took, and one that takes nothing ends the turn.  Per-lane buffers made the writer's working set
- * grow with the lanes (256 x 64 KiB to fault in and, under TCG, to refill the
- * emulated TLB for): a cost of this program that the many-channel figure
- * charged to the channels.
+ * just after what it took, and one that takes nothing ends the turn.
+ * Per-lane buffers made the writer's working set grow with the lanes
+ * (256 x 64 KiB to fault in and, under TCG, to refill the emulated TLB for):
+ * a cost of this program that the many-channel figure charged to the
+ * channels.
  */
 static int do_send_many(struct lane *lanes, size_t n, uint64_t bytes, size_t block)
 {
@@ -628,9 +629,10 @@ static int do_send_many(struct lane *lanes, size_t n, uint64_t bytes, size_t blo
 				die("write");
 			if (w < 0) {
 				/*
-				 * The lanes share the device's txq, so the rest
-				 * of this turn would most likely fail too, each
-				 * after generating a block for nothing: wait.
+				 * vmchannel lanes share the device's txq, so
+				 * the rest of this turn would most likely fail
+				 * too, each after generating a block for
+				 * nothing: wait for epoll instead.
 				 */
 				l->s = before;
 				break;
