@@ -54,6 +54,7 @@ bool daemon_start(struct daemon *d, const char *name, enum frontend_socket how)
 {
 	char notify[16], fd_arg[16];
 	int pipefd[2], daemon_fd;
+	pid_t test_pid;
 
 	snprintf(d->sock_path, sizeof(d->sock_path), "%s/%s.vhost", work_dir, name);
 	snprintf(d->ep_path, sizeof(d->ep_path), "%s/t.sock", work_dir);
@@ -67,6 +68,7 @@ bool daemon_start(struct daemon *d, const char *name, enum frontend_socket how)
 		return false;
 	if (pipe(pipefd) < 0)
 		return fail("pipe: %s", strerror(errno));
+	test_pid = getpid();
 	d->pid = fork();
 	if (d->pid == 0) {
 		int log = open(d->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -80,7 +82,9 @@ bool daemon_start(struct daemon *d, const char *name, enum frontend_socket how)
 			setenv("JOURNAL_STREAM", stream, 1);
 		}
 		close(pipefd[0]);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* no daemon outlives a killed test */
+		/* No daemon outlives a killed test, even one killed before this. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != test_pid)
+			_exit(127);
 		dup2(log, STDERR_FILENO);
 		snprintf(notify, sizeof(notify), "%d", pipefd[1]);
 		snprintf(fd_arg, sizeof(fd_arg), "%d", daemon_fd);
