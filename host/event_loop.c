@@ -31,6 +31,7 @@ static struct watch *paused;	/* loop_pause(): a list through next_paused */
  */
 static int64_t poll_us, poll_max_us;
 static bool sleep_next;		/* loop_sleep_next(): the next wait does not poll */
+static const struct loop_poller *poller;
 
 #define POLL_FIRST_US 4		/* the window a loop that did not poll starts with */
 
@@ -77,45 +78,66 @@ int64_t loop_poll_window(int64_t window_us, int64_t waited_us, int64_t max_us)
 	return window_us * 2 < max_us ? window_us * 2 : max_us;
 }
 
+void loop_set_poller(const struct loop_poller *p)
+{
+	/* The poller going away may have been told to expect no kicks. */
+	if (poller && !p)
+		poller->kicks(poller->opaque, true);
+	poller = p;
+}
+
+static bool poller_ready(void)
+{
+	return poller && poller->ready(poller->opaque);
+}
+
 /*
  * epoll_wait(), after looking for events without sleeping for the window:
  * a peer that answers within it finds the loop awake, not on a CPU that has
  * to be woken (tens of microseconds on a virtual host, more than the rest of
  * a round trip's work here).  Between looks the loop yields its CPU to
- * whatever else is ready on it (the guest's vCPU, QEMU).
+ * whatever else is ready on it (the guest's vCPU, QEMU).  While it polls the
+ * guest need not kick (an exit of its vCPU and a system call each): the
+ * poller's ring is looked at instead.  Sets *@polled when the poller has
+ * work and no descriptor is ready.
  */
-static int wait_events(struct epoll_event *evs, int timeout_ms)
+static int wait_events(struct epoll_event *evs, int timeout_ms, bool *polled)
 {
-	int64_t start, limit, left_us, timeout_us = (int64_t)timeout_ms * 1000;
-	bool sleep_now = sleep_next;
+	int64_t start = now_us(), limit = 0, left_us, timeout_us = (int64_t)timeout_ms * 1000;
 	int n = 0;
 
-	sleep_next = false;
-	if (!poll_max_us || !timeout_ms)
-		return epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
-	start = now_us();
+	*polled = false;
 	/*
 	 * Polling counts against the timeout.  After loop_sleep_next() it is
 	 * skipped, but the window still follows the gaps, ready for the next
 	 * conversation.
 	 */
-	limit = timeout_ms > 0 && timeout_us < poll_us ? timeout_us : poll_us;
-	if (sleep_now)
-		limit = 0;
+	if (poll_max_us && timeout_ms && !sleep_next)
+		limit = timeout_ms > 0 && timeout_us < poll_us ? timeout_us : poll_us;
+	sleep_next = false;
+	if (limit && poller)
+		poller->kicks(poller->opaque, false);
 	while (limit) {
 		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, 0);
-		if (n || now_us() - start >= limit)
+		if (!n)
+			*polled = poller_ready();
+		if (n || *polled || now_us() - start >= limit)
 			break;
 		sched_yield();
 	}
-	if (!n) {
-		if (timeout_ms > 0) {
-			left_us = timeout_us - (now_us() - start);
-			timeout_ms = left_us > 0 ? (int)((left_us + 999) / 1000) : 0;
+	if (!n && !*polled) {
+		/* Kicks again before sleeping, and what came before they were asked for. */
+		if (poller && poller->kicks(poller->opaque, true)) {
+			*polled = true;
+		} else {
+			if (timeout_ms > 0) {
+				left_us = timeout_us - (now_us() - start);
+				timeout_ms = left_us > 0 ? (int)((left_us + 999) / 1000) : 0;
+			}
+			n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
 		}
-		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
 	}
-	if (n >= 0)
+	if (n >= 0 && poll_max_us)
 		poll_us = loop_poll_window(poll_us, now_us() - start, poll_max_us);
 	return n;
 }
@@ -175,6 +197,7 @@ void loop_fini(void)
 	poll_us = 0;
 	poll_max_us = 0;
 	sleep_next = false;
+	poller = NULL;
 	if (epoll_fd >= 0)
 		close(epoll_fd);
 	epoll_fd = -1;
@@ -269,10 +292,11 @@ int loop_dispatch(int timeout_ms)
 {
 	struct epoll_event evs[MAX_EVENTS];
 	int i, n, resume = resume_paused();
+	bool polled;
 
 	if (resume >= 0 && (timeout_ms < 0 || resume < timeout_ms))
 		timeout_ms = resume;
-	n = wait_events(evs, timeout_ms);
+	n = wait_events(evs, timeout_ms, &polled);
 	if (n < 0) {
 		if (errno == EINTR)
 			return 0;
@@ -287,11 +311,13 @@ int loop_dispatch(int timeout_ms)
 		if (w->fd >= 0)
 			w->fn(w->opaque, evs[i].events);
 	}
+	if (polled && !stopping)
+		poller->run(poller->opaque);
 	if (batch_end_fn)
 		batch_end_fn(batch_end_opaque);
 	dispatching = false;
 	free_deferred();
-	return n;
+	return n + polled;
 }
 
 int loop_run(void)

@@ -48,9 +48,26 @@ void loop_defer_free(void *ptr);
  */
 void loop_on_batch_end(void (*fn)(void *opaque), void *opaque);
 /*
+ * Work the loop finds without an event: a guest adding buffers to a ring in
+ * shared memory, which it announces with a kick (an eventfd) only when asked
+ * to.  While the loop polls it looks at ready() between looks at its
+ * descriptors, having told the poller with kicks(@opaque, false) that it
+ * needs no kick meanwhile; before it sleeps, kicks(@opaque, true) asks for
+ * them again and says whether work came before the request could be seen
+ * (the loop then does not sleep).  Found either way, run() does the work,
+ * inside the batch.  One poller at a time; NULL removes it.
+ */
+struct loop_poller {
+	bool (*ready)(void *opaque);
+	bool (*kicks)(void *opaque, bool on);
+	void (*run)(void *opaque);
+	void *opaque;
+};
+void loop_set_poller(const struct loop_poller *poller);
+/*
  * Waits up to @timeout_ms (-1: for ever) and runs the callbacks of one batch
- * of events; returns how many there were, or -1 on an epoll failure.  The
- * unit tests step the loop with it.
+ * of events; returns how many there were (the poller's work counting as
+ * one), or -1 on an epoll failure.  The unit tests step the loop with it.
  */
 int loop_dispatch(int timeout_ms);
 /*

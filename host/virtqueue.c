@@ -115,6 +115,7 @@ void vq_start(struct vq *vq, bool event_idx)
 	vq->used_idx = le16toh(vq->used->idx);
 	vq->event_idx = event_idx;
 	vq->signalled_used_valid = false;
+	vq->kicks_off = false;
 	vq->started = true;
 	if (vq_used_hits_ring(vq))
 		vq_fail(vq, "used ring on a ring", 0);
@@ -162,20 +163,58 @@ static uint16_t vq_avail_idx(const struct vq *vq)
 }
 
 /*
- * The ring looks empty.  With EVENT_IDX the guest kicks only when it makes
- * avail->idx pass avail_event: ask for the next buffer, then look again, for
- * the guest may have added one before it could see the request.
+ * Asks for a kick at the next chain: with EVENT_IDX the guest kicks only when
+ * it makes avail->idx pass avail_event, without it unless used->flags has
+ * VRING_USED_F_NO_NOTIFY.  Then looks at the index again, for the guest may
+ * have added a chain before it could see the request.
  */
-static uint16_t vq_avail_idx_when_empty(struct vq *vq)
+static uint16_t vq_ask_for_kick(struct vq *vq)
 {
 	__virtio16 *avail_event = (__virtio16 *)&vq->used->ring[vq->num];
 
-	if (!vq->event_idx)
-		return vq->last_avail_idx;
-	__atomic_store_n(avail_event, htole16(vq->last_avail_idx), __ATOMIC_RELAXED);
+	if (vq->event_idx)
+		__atomic_store_n(avail_event, htole16(vq->last_avail_idx), __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(&vq->used->flags, 0, __ATOMIC_RELAXED);
 	/* The store must be visible before we read the index (the guest does the reverse). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return vq_avail_idx(vq);
+}
+
+/*
+ * The ring looks empty: the next chain is to be kicked, unless the device
+ * polls.  Without EVENT_IDX kicks stay on until vq_want_kicks(false).
+ */
+static uint16_t vq_avail_idx_when_empty(struct vq *vq)
+{
+	if (!vq->event_idx || vq->kicks_off)
+		return vq->last_avail_idx;
+	return vq_ask_for_kick(vq);
+}
+
+bool vq_has_avail(const struct vq *vq)
+{
+	return vq_ready(vq) && vq_avail_idx(vq) != vq->last_avail_idx;
+}
+
+/*
+ * On, the request is written every time: the ring may come from a process
+ * that had kicks off when it ended.  Off, EVENT_IDX needs no write:
+ * avail_event stays where the guest has passed it, and vq_pop() no longer
+ * moves it.
+ */
+bool vq_want_kicks(struct vq *vq, bool on)
+{
+	if (!vq_ready(vq))
+		return false;
+	if (on) {
+		vq->kicks_off = false;
+		return vq_ask_for_kick(vq) != vq->last_avail_idx;
+	}
+	if (!vq->kicks_off && !vq->event_idx)
+		__atomic_store_n(&vq->used->flags, htole16(VRING_USED_F_NO_NOTIFY), __ATOMIC_RELAXED);
+	vq->kicks_off = true;
+	return false;
 }
 
 int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem)

@@ -39,6 +39,7 @@ struct vq {
 	bool signalled_used_valid;	/* ... since the ring started */
 	bool unsignalled;		/* used entries the guest was not signalled for */
 	bool event_idx;			/* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool kicks_off;			/* vq_want_kicks(false): the device looks itself */
 	int kick_fd, call_fd;
 	bool enabled;			/* SET_VRING_ENABLE */
 	bool started;			/* kick fd received, not stopped since */
@@ -71,6 +72,15 @@ bool vq_map(struct vq *vq, const struct guest_mem *mem);
 /* The ring runs from the guest's used index on; @event_idx: VIRTIO_RING_F_EVENT_IDX. */
 void vq_start(struct vq *vq, bool event_idx);
 bool vq_ready(const struct vq *vq);
+/* Whether the running ring holds chains not popped yet. */
+bool vq_has_avail(const struct vq *vq);
+/*
+ * Whether the guest is to kick after adding a chain (as it must be before the
+ * device sleeps); false while the device polls the ring, saving the guest an
+ * exit per chain.  Asking for kicks again returns vq_has_avail(): a chain
+ * added before the guest could see the request came without one.
+ */
+bool vq_want_kicks(struct vq *vq, bool on);
 /*
  * Whether the mapped ring's used ring, which the device writes, lies on a
  * part of itself or of another started ring of the device.  vq_start() checks

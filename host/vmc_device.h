@@ -127,6 +127,7 @@ struct vmc_device {
 	uint64_t bytes_to_hosts;	/* guest bytes written to host programs, all channels */
 	uint64_t bytes_to_guest;	/* host bytes sent to the guest, all channels */
 	uint64_t moved_at_batch_end;	/* both, at the end of the last batch of events */
+	struct loop_poller txq_poller;	/* the loop looks at txq while it polls */
 };
 
 /* Sets up the device with channels from @specs and their endpoints in @dir. */

@@ -10,10 +10,12 @@
 #include <fcntl.h>
 #include <linux/virtio_ring.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -164,6 +166,67 @@ static void test_vq_wraps_avail_index(void)
 	CU_ASSERT_EQUAL(elem.head, 3);
 	CU_ASSERT_EQUAL(vq.last_avail_idx, 0);
 	CU_ASSERT_FALSE(vq.broken);
+	fake_ram_teardown();
+}
+
+/* avail_event, at the end of the used ring (the device writes it). */
+static uint16_t avail_event(void)
+{
+	uint16_t v;
+
+	memcpy(&v, &((struct vring_used *)(ram + USED_GPA))->ring[QSIZE], sizeof(v));
+	return le16toh(v);
+}
+
+/*
+ * Kicks are asked for at the next chain when the ring is found empty, except
+ * while the device polls: then vq_pop() leaves avail_event behind, and asking
+ * again reports a chain added meanwhile (it came without a kick).
+ */
+static void test_vq_kicks_off_while_polled(void)
+{
+	struct vring_used *used;
+	struct vq_elem elem;
+
+	fake_ram_setup();
+	vq_start(&vq, true);
+	set_desc(0, 0x10000, 16, 0, 0);
+	make_avail(1, 0);
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 1);
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 0);
+	CU_ASSERT_EQUAL(avail_event(), 1);
+	CU_ASSERT_FALSE(vq_want_kicks(&vq, false));
+	make_avail(2, 0);
+	CU_ASSERT_TRUE(vq_has_avail(&vq));
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 1);
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 0);
+	CU_ASSERT_FALSE(vq_has_avail(&vq));
+	CU_ASSERT_EQUAL(avail_event(), 1);	/* the guest passed it: no kick */
+	make_avail(3, 0);
+	CU_ASSERT_TRUE(vq_want_kicks(&vq, true));
+	CU_ASSERT_EQUAL(avail_event(), 2);
+	CU_ASSERT_EQUAL(vq_pop(&vq, &mem, &elem), 1);
+	CU_ASSERT_FALSE(vq_want_kicks(&vq, true));
+	CU_ASSERT_EQUAL(avail_event(), 3);
+	fake_ram_teardown();
+
+	/* Without EVENT_IDX: the used ring's flag, whatever it held before. */
+	fake_ram_setup();
+	vq_start(&vq, false);
+	used = (struct vring_used *)(ram + USED_GPA);
+	CU_ASSERT_FALSE(vq_want_kicks(&vq, false));
+	CU_ASSERT_EQUAL(le16toh(used->flags), VRING_USED_F_NO_NOTIFY);
+	CU_ASSERT_FALSE(vq_want_kicks(&vq, true));
+	CU_ASSERT_EQUAL(used->flags, 0);
+	used->flags = htole16(VRING_USED_F_NO_NOTIFY);	/* left by a process before */
+	vq_start(&vq, false);
+	CU_ASSERT_FALSE(vq_want_kicks(&vq, true));
+	CU_ASSERT_EQUAL(used->flags, 0);
+	/* A stopped ring is not looked at. */
+	make_avail(1, 0);
+	vq.started = false;
+	CU_ASSERT_FALSE(vq_has_avail(&vq));
+	CU_ASSERT_FALSE(vq_want_kicks(&vq, true));
 	fake_ram_teardown();
 }
 
@@ -757,6 +820,123 @@ static void test_loop_poll_keeps_timeouts(void)
 	loop_fini();
 }
 
+/*
+ * A fake guest ring for the loop's poller: the guest side adds items and
+ * kicks (writes the eventfd) only while kicks are wanted, as a virtio driver
+ * with EVENT_IDX does; the loop takes them on the kick or by polling.
+ */
+struct fake_ring {
+	atomic_uint added, taken;
+	atomic_bool want_kicks;
+	bool polling;		/* between kicks(false) and kicks(true) */
+	unsigned int ready_while_kicks_wanted;
+	unsigned int kicks;
+	int kick_fd;
+	long gap_ns;		/* guest thread: between items */
+	unsigned int count;
+};
+
+static bool fake_ready(void *opaque)
+{
+	struct fake_ring *r = opaque;
+
+	/* Looked at only while polling, with kicks off. */
+	r->ready_while_kicks_wanted += atomic_load(&r->want_kicks);
+	return atomic_load(&r->added) != atomic_load(&r->taken);
+}
+
+static bool fake_kicks(void *opaque, bool on)
+{
+	struct fake_ring *r = opaque;
+
+	atomic_store(&r->want_kicks, on);
+	return on && atomic_load(&r->added) != atomic_load(&r->taken);
+}
+
+static void fake_run(void *opaque)
+{
+	struct fake_ring *r = opaque;
+
+	atomic_store(&r->taken, atomic_load(&r->added));
+}
+
+static void fake_kicked(void *opaque, uint32_t events)
+{
+	struct fake_ring *r = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(r->kick_fd, &v, sizeof(v)) == sizeof(v))
+		fake_run(r);
+}
+
+static void *fake_guest(void *arg)
+{
+	struct fake_ring *r = arg;
+	struct timespec gap = { .tv_nsec = r->gap_ns };
+	unsigned int i;
+
+	for (i = 0; i < r->count; i++) {
+		nanosleep(&gap, NULL);
+		atomic_fetch_add(&r->added, 1);
+		/* Seq-cst: the add is seen before the request is read, as with a ring. */
+		if (atomic_load(&r->want_kicks)) {
+			r->kicks++;
+			if (eventfd_write(r->kick_fd, 1) < 0)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * While the loop polls, items come without kicks and are all taken; before
+ * it sleeps it asks for kicks again, so none waits for a kick that never
+ * comes (each dispatch would then time out).
+ */
+static void test_loop_polls_a_ring_without_kicks(void)
+{
+	struct fake_ring r = { .gap_ns = 20000, .count = 2000 };
+	struct loop_poller poller = { fake_ready, fake_kicks, fake_run, &r };
+	struct watch w = { .fd = -1 };
+	pthread_t guest;
+
+	atomic_init(&r.added, 0);
+	atomic_init(&r.taken, 0);
+	atomic_init(&r.want_kicks, true);
+	VMC_ASSERT_FATAL(loop_init() == 0);
+	r.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	VMC_ASSERT_FATAL(r.kick_fd >= 0);
+	VMC_ASSERT_FATAL(loop_watch(&w, r.kick_fd, EPOLLIN, fake_kicked, &r) == 0);
+	loop_set_poll(10000);
+	loop_set_poller(&poller);
+	VMC_ASSERT_FATAL(pthread_create(&guest, NULL, fake_guest, &r) == 0);
+	while (atomic_load(&r.taken) < r.count)
+		if (loop_dispatch(10000) <= 0)
+			break;
+	pthread_join(guest, NULL);
+	CU_ASSERT_EQUAL(atomic_load(&r.taken), r.count);
+	CU_ASSERT_EQUAL(r.ready_while_kicks_wanted, 0);
+	/* Items 20 us apart: polling took most of them (all but those after a sleep). */
+	CU_ASSERT(r.kicks < r.count / 2);
+	/* Nothing coming: the loop sleeps, with kicks asked for. */
+	CU_ASSERT_EQUAL(loop_dispatch(30), 0);
+	CU_ASSERT_TRUE(atomic_load(&r.want_kicks));
+	/* An item added without a kick is found before sleeping, not after the timeout. */
+	atomic_store(&r.want_kicks, false);
+	atomic_fetch_add(&r.added, 1);
+	loop_set_poll(0);
+	CU_ASSERT_EQUAL(loop_dispatch(10000), 1);
+	CU_ASSERT_EQUAL(atomic_load(&r.taken), atomic_load(&r.added));
+	/* A poller removed is left asking for kicks. */
+	atomic_store(&r.want_kicks, false);
+	loop_set_poller(NULL);
+	CU_ASSERT_TRUE(atomic_load(&r.want_kicks));
+	loop_unwatch(&w);
+	close(r.kick_fd);
+	loop_fini();
+}
+
 /* ---- device model: the configuration window ---- */
 
 static void test_config_window(void)
@@ -871,6 +1051,7 @@ void register_host_tests(void)
 	vmc_add_test(s, "pops a readable+writable chain", test_vq_pops_chain);
 	vmc_add_test(s, "no device write on a ring", test_vq_refuses_writes_on_rings);
 	vmc_add_test(s, "avail index wraps at 65535", test_vq_wraps_avail_index);
+	vmc_add_test(s, "no kicks asked for while the device polls", test_vq_kicks_off_while_polled);
 	vmc_add_test(s, "descriptor loop stops the ring", test_vq_rejects_loop);
 	vmc_add_test(s, "addresses outside guest memory", test_vq_rejects_outside_memory);
 	vmc_add_test(s, "bad ring indices", test_vq_rejects_bad_indices);
@@ -889,6 +1070,8 @@ void register_host_tests(void)
 	vmc_add_test(s, "the polling window adapts to the gaps", test_loop_poll_window_adapts);
 	vmc_add_test(s, "polling loses no event", test_loop_polls_without_losing_events);
 	vmc_add_test(s, "polling counts against the timeout", test_loop_poll_keeps_timeouts);
+	vmc_add_test(s, "a polled ring's items taken without kicks, none lost",
+		     test_loop_polls_a_ring_without_kicks);
 
 	s = vmc_add_suite("host vhost-user transport");
 	vmc_add_test(s, "malformed messages rejected", test_vu_rejects_malformed);
