@@ -99,7 +99,7 @@ static bool poller_ready(void)
  * whatever else is ready on it (the guest's vCPU, QEMU).  While it polls the
  * guest need not kick (an exit of its vCPU and a system call each): the
  * poller's ring is looked at instead.  Sets *@polled when the poller has
- * work and no descriptor is ready.
+ * work, beside the descriptors that are ready.
  */
 static int wait_events(struct epoll_event *evs, int timeout_ms, bool *polled)
 {
@@ -119,23 +119,26 @@ static int wait_events(struct epoll_event *evs, int timeout_ms, bool *polled)
 		poller->kicks(poller->opaque, false);
 	while (limit) {
 		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, 0);
-		if (!n)
-			*polled = poller_ready();
+		/* Asked even with descriptors ready: steady traffic on them must not starve the ring. */
+		*polled = poller_ready();
 		if (n || *polled || now_us() - start >= limit)
 			break;
 		sched_yield();
 	}
 	if (!n && !*polled) {
-		/* Kicks again before sleeping, and what came before they were asked for. */
+		/*
+		 * Kicks again before sleeping, and what came before they were
+		 * asked for; then the descriptors are still looked at, without
+		 * sleeping, so that a guest that keeps txq busy does not starve them.
+		 */
 		if (poller && poller->kicks(poller->opaque, true)) {
 			*polled = true;
-		} else {
-			if (timeout_ms > 0) {
-				left_us = timeout_us - (now_us() - start);
-				timeout_ms = left_us > 0 ? (int)((left_us + 999) / 1000) : 0;
-			}
-			n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
+			timeout_ms = 0;
+		} else if (timeout_ms > 0) {
+			left_us = timeout_us - (now_us() - start);
+			timeout_ms = left_us > 0 ? (int)((left_us + 999) / 1000) : 0;
 		}
+		n = epoll_wait(epoll_fd, evs, MAX_EVENTS, timeout_ms);
 	}
 	if (n >= 0 && poll_max_us)
 		poll_us = loop_poll_window(poll_us, now_us() - start, poll_max_us);

@@ -281,6 +281,7 @@ void upgrade_run(const char *path, char *why, size_t size)
 		snprintf(why, size, "guest memory faulted: the frontend is being dropped");
 		return;
 	}
+	vmc_device_ask_for_kicks(up.dev);
 	/*
 	 * What this batch of events used is signalled at its end, which the
 	 * exec skips, and the new binary signals only after its first event.

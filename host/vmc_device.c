@@ -336,6 +336,12 @@ static void txq_run(void *opaque)
 	process_tx(opaque);
 }
 
+void vmc_device_ask_for_kicks(struct vmc_device *dev)
+{
+	while (vq_want_kicks(&dev->vu.vqs[VMCHANNEL_VQ_TX], true))
+		process_tx(dev);
+}
+
 /* ---- vhost-user events ---- */
 
 static void vmc_queue_kicked(void *opaque, unsigned int index)

@@ -130,6 +130,11 @@ struct vmc_device {
 	struct loop_poller txq_poller;	/* the loop looks at txq while it polls */
 };
 
+/*
+ * Leaves txq asking the guest for kicks, having taken what it added without
+ * one: before the rings go to another binary (an upgrade), which may not poll.
+ */
+void vmc_device_ask_for_kicks(struct vmc_device *dev);
 /* Sets up the device with channels from @specs and their endpoints in @dir. */
 int vmc_device_init(struct vmc_device *dev, const char *dir, char **specs,
 		    unsigned int n);

@@ -405,6 +405,12 @@ static bool vu_dispatch(struct vu_dev *dev, struct vu_msg *msg, bool *replied)
 		index = state->index;
 		state->num = vq->last_avail_idx;
 		loop_unwatch(&dev->kicks[index].watch);
+		/*
+		 * The ring may go to a backend that does not poll: it is left
+		 * asking for kicks.  What came without one is popped when the
+		 * ring starts again, as every backend does.
+		 */
+		vq_want_kicks(vq, true);
 		vq->started = false;
 		dev->ops->rings_stopped(dev->opaque);
 		*replied = true;

@@ -828,7 +828,6 @@ static void test_loop_poll_keeps_timeouts(void)
 struct fake_ring {
 	atomic_uint added, taken;
 	atomic_bool want_kicks;
-	bool polling;		/* between kicks(false) and kicks(true) */
 	unsigned int ready_while_kicks_wanted;
 	unsigned int kicks;
 	int kick_fd;
@@ -917,8 +916,8 @@ static void test_loop_polls_a_ring_without_kicks(void)
 	pthread_join(guest, NULL);
 	CU_ASSERT_EQUAL(atomic_load(&r.taken), r.count);
 	CU_ASSERT_EQUAL(r.ready_while_kicks_wanted, 0);
-	/* Items 20 us apart: polling took most of them (all but those after a sleep). */
-	CU_ASSERT(r.kicks < r.count / 2);
+	/* Items 20 us apart: polling took some of them without a kick (all but those after a sleep). */
+	CU_ASSERT(r.kicks < r.count);
 	/* Nothing coming: the loop sleeps, with kicks asked for. */
 	CU_ASSERT_EQUAL(loop_dispatch(30), 0);
 	CU_ASSERT_TRUE(atomic_load(&r.want_kicks));
@@ -935,6 +934,63 @@ static void test_loop_polls_a_ring_without_kicks(void)
 	loop_unwatch(&w);
 	close(r.kick_fd);
 	loop_fini();
+}
+
+static bool always(void *opaque)
+{
+	(void)opaque;
+	return true;
+}
+
+static bool always_kicked(void *opaque, bool on)
+{
+	(void)opaque;
+	return on;
+}
+
+static void count_run(void *opaque)
+{
+	++*(unsigned int *)opaque;
+}
+
+static void count_event(void *opaque, uint32_t events)
+{
+	(void)events;
+	++*(unsigned int *)opaque;
+}
+
+/*
+ * A guest that keeps the polled ring busy does not starve the descriptors
+ * (signals, the control socket, host programs), nor does a descriptor that
+ * is always ready starve the ring: both are served in every batch, whether
+ * the loop polls, does not (--poll-us 0), or sleeps after a bulk batch.
+ */
+static void test_loop_serves_ring_and_descriptors(void)
+{
+	unsigned int runs = 0, events = 0, i, mode;
+	struct loop_poller poller = { always, always_kicked, count_run, &runs };
+	struct watch w = { .fd = -1 };
+	int fd;
+
+	for (mode = 0; mode < 3; mode++) {
+		VMC_ASSERT_FATAL(loop_init() == 0);
+		fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);	/* readable, never read */
+		VMC_ASSERT_FATAL(fd >= 0);
+		VMC_ASSERT_FATAL(loop_watch(&w, fd, EPOLLIN, count_event, &events) == 0);
+		loop_set_poll(mode == 1 ? 0 : 1000);
+		loop_set_poller(&poller);
+		runs = events = 0;
+		for (i = 0; i < 10; i++) {
+			if (mode == 2)
+				loop_sleep_next();
+			CU_ASSERT_EQUAL(loop_dispatch(1000), 2);
+		}
+		CU_ASSERT_EQUAL(runs, 10);
+		CU_ASSERT_EQUAL(events, 10);
+		loop_unwatch(&w);
+		close(fd);
+		loop_fini();
+	}
 }
 
 /* ---- device model: the configuration window ---- */
@@ -1072,6 +1128,8 @@ void register_host_tests(void)
 	vmc_add_test(s, "polling counts against the timeout", test_loop_poll_keeps_timeouts);
 	vmc_add_test(s, "a polled ring's items taken without kicks, none lost",
 		     test_loop_polls_a_ring_without_kicks);
+	vmc_add_test(s, "a busy polled ring and busy descriptors are both served",
+		     test_loop_serves_ring_and_descriptors);
 
 	s = vmc_add_suite("host vhost-user transport");
 	vmc_add_test(s, "malformed messages rejected", test_vu_rejects_malformed);
