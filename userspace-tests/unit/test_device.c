@@ -818,6 +818,39 @@ static void test_config_change_held_while_stopped(void)
 }
 
 /*
+ * A ring the frontend stops (GET_VRING_BASE, a VM stop) may start again with
+ * a backend that does not poll: stopped while vmchanneld polled it (no kicks
+ * asked for), txq is left asking for the next one, with EVENT_IDX
+ * (avail_event at what was taken) and without (no VRING_USED_F_NO_NOTIFY).
+ */
+static void test_stopped_ring_asks_for_kicks(void)
+{
+	char *names[] = { "a" };
+	struct vring_used *tx_used = gpa(TX_RING_GPA + 0x2000);
+	struct vq *txq;
+	int frontend[2], event_idx;
+
+	guest_start(names, 1);
+	VMC_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, frontend) == 0);
+	g.dev->vu.sock = frontend[0];
+	txq = &g.dev->vu.vqs[VMCHANNEL_VQ_TX];
+	for (event_idx = 0; event_idx < 2; event_idx++) {
+		vq_start(txq, event_idx);
+		*(uint16_t *)&tx_used->ring[TXQ_SIZE] = htole16(0xfff0);	/* passed long ago */
+		vq_want_kicks(txq, false);
+		CU_ASSERT_EQUAL(le16toh(tx_used->flags), event_idx ? 0 : VRING_USED_F_NO_NOTIFY);
+		frontend_rings(frontend[1], false);
+		CU_ASSERT_EQUAL(tx_used->flags, 0);
+		if (event_idx)
+			CU_ASSERT_EQUAL(le16toh(*(uint16_t *)&tx_used->ring[TXQ_SIZE]),
+					txq->last_avail_idx);
+		frontend_rings(frontend[1], true);
+	}
+	close(frontend[1]);
+	guest_stop();
+}
+
+/*
  * A removed channel leaves the table at once, but its host program gets every
  * byte: those it holds, and DATA the driver queued before it saw the table
  * change (a stopped VM sees it only after cont: soak seed 20261201 lost 184
@@ -1796,6 +1829,8 @@ void register_device_tests(void)
 	vmc_add_test(s, "host gone before accept: no credit", test_gone_before_accept_no_credit);
 	vmc_add_test(s, "config change held while the rings are stopped",
 		     test_config_change_held_while_stopped);
+	vmc_add_test(s, "a ring stopped while polled is left asking for kicks",
+		     test_stopped_ring_asks_for_kicks);
 	vmc_add_test(s, "removed channel drains", test_remove_drains);
 	vmc_add_test(s, "removed channel: RESET ends its session", test_remove_then_reset);
 	vmc_add_test(s, "end-of-stream window", test_eof_window);
