@@ -338,7 +338,7 @@ static void txq_run(void *opaque)
 
 void vmc_device_ask_for_kicks(struct vmc_device *dev)
 {
-	while (vq_want_kicks(&dev->vu.vqs[VMCHANNEL_VQ_TX], true))
+	while (txq_kicks(dev, true))
 		process_tx(dev);
 }
 
