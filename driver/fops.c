@@ -83,17 +83,6 @@ static int vmc_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
-/* Data, an end-of-stream mark or removal: a read would not block. */
-static bool vmc_read_ready(struct vmc_channel *ch)
-{
-	bool ready;
-
-	spin_lock_irq(&ch->lock);
-	ready = ch->state == VMC_CH_REMOVED || ch->rx_cnt != ch->fwd_cnt || ch->n_eof;
-	spin_unlock_irq(&ch->lock);
-	return ready;
-}
-
 /* Credit, a loss to report or removal: a write would not block. */
 static bool vmc_write_ready(struct vmc_channel *ch)
 {
@@ -134,7 +123,7 @@ static ssize_t vmc_read_wait(struct vmc_channel *ch, bool nonblock)
 			return -ENODEV;
 		if (nonblock)
 			return -EAGAIN;
-		if (wait_event_interruptible(ch->rd_wait, vmc_read_ready(ch)))
+		if (vmc_read_sleep(ch))
 			return -ERESTARTSYS;
 	}
 }

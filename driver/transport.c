@@ -377,11 +377,12 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
  * vmc_rx_poll() - take messages off rxq, at most VMC_RX_BUDGET
  * @vmc: the device
  *
- * Called by rxq's interrupt and by the rx work.  One caller at a time
+ * Called by rxq's interrupt, the rx work and busy-polling readers.  One caller at a time
  * (vmc_dev.rx_polling) takes messages, in the order the device used them:
  * another that finds it busy leaves the rest to it.  rxq's interrupt stays
- * off meanwhile, and is turned on again only once rxq looks empty, so that
- * the device raises no interrupt for what the poller would take anyway.
+ * off meanwhile, and is turned on again only once rxq looks empty and no
+ * reader busy-polls it, so that the device raises no interrupt for what a
+ * poller would take anyway.
  * Used buffers go back to rxq at once, from the pool.  Nothing here sleeps.
  *
  * Return: VMC_RX_LEFT_* bits, what the rx work must do.
@@ -410,8 +411,11 @@ static unsigned int vmc_rx_poll(struct vmc_dev *vmc)
 		}
 		buf = virtqueue_get_buf(vmc->rx_vq, &used);
 		if (!buf) {
-			/* Re-armed with none used meanwhile: done. */
-			if (virtqueue_enable_cb(vmc->rx_vq))
+			/*
+			 * A busy-polling reader will look again; else
+			 * re-armed with none used meanwhile: done.
+			 */
+			if (vmc->rx_busy || virtqueue_enable_cb(vmc->rx_vq))
 				break;
 			virtqueue_disable_cb(vmc->rx_vq);
 			continue;
@@ -454,6 +458,44 @@ void vmc_rx_work(struct work_struct *work)
 	/* Budget spent: let other work run, then continue. */
 	if (left & VMC_RX_LEFT_MESSAGES)
 		schedule_work(&vmc->rx_work);
+}
+
+/*
+ * Readers busy-polling rxq (readwait.c) keep its interrupt off from the first
+ * vmc_rx_busy_begin() to the last vmc_rx_busy_end(): what the device would
+ * signal (an eventfd write in vmchanneld; under TCG a wakeup of QEMU's main
+ * loop, an interrupt, the vCPU woken from halt) they look for anyway.
+ */
+void vmc_rx_busy_begin(struct vmc_dev *vmc)
+{
+	spin_lock_irq(&vmc->rx_lock);
+	if (!vmc->rx_busy++ && vmc_rx_live(vmc->state))
+		virtqueue_disable_cb(vmc->rx_vq);
+	spin_unlock_irq(&vmc->rx_lock);
+}
+
+/* A busy-polling reader's look at rxq: takes its messages, as the interrupt would. */
+void vmc_rx_busy_poll(struct vmc_dev *vmc)
+{
+	if (vmc_rx_poll(vmc))
+		schedule_work(&vmc->rx_work);
+}
+
+/*
+ * The last busy poller turns rxq's interrupt back on, and takes what came
+ * after its last look (the device raised no interrupt for it); a poll under
+ * way elsewhere (vmc_dev.rx_polling) turns it on itself once rxq is empty.
+ */
+void vmc_rx_busy_end(struct vmc_dev *vmc)
+{
+	bool pending = false;
+
+	spin_lock_irq(&vmc->rx_lock);
+	if (!--vmc->rx_busy && !vmc->rx_polling && vmc_rx_live(vmc->state))
+		pending = !virtqueue_enable_cb(vmc->rx_vq);
+	spin_unlock_irq(&vmc->rx_lock);
+	if (pending)
+		vmc_rx_busy_poll(vmc);
 }
 
 /*

@@ -6,6 +6,7 @@
  * config.c     validation of the channel table read from the device
  * channel.c    channel lifetime: character device nodes, table sync
  * fops.c       the file operations of /dev/vmchannel/<name>
+ * readwait.c   how a blocked read() waits: busy-polls rxq, then sleeps
  * state.c      the channel and device state machines of docs/device-spec.md
  * transport.c  messages on the virtqueues, credit accounting
  * rxqueue.c    a channel's received bytes, held in rxq buffers until read
@@ -184,7 +185,8 @@ struct vmc_rx_msg {
  * @tx_unkicked: buffers added to @tx_vq since its last kick; written under
  *	@tx_lock, read without it by vmc_tx_kick()
  * @rx_posted: buffers on @rx_vq
- * @rx_polling: rxq's interrupt or the rx work is taking messages (vmc_rx_poll())
+ * @rx_polling: rxq's interrupt, the rx work or a reader is taking messages (vmc_rx_poll())
+ * @rx_busy: readers busy-polling rxq (readwait.c); its interrupt is off while > 0
  * @rx_pool: free receive buffers (struct vmc_rx_buf.node)
  * @rx_pooled: how many
  * @notifying: kicks under way outside the locks; vmc_del_vqs() waits for 0
@@ -202,7 +204,7 @@ struct vmc_dev {
 	struct virtio_device *vdev;
 	struct virtqueue *rx_vq;
 	struct virtqueue *tx_vq;
-	spinlock_t rx_lock; /* rx_vq, rx_posted, rx_polling, rx pool; with tx_lock, state */
+	spinlock_t rx_lock; /* rx_vq, rx_posted, rx_polling, rx_busy, rx pool; state with tx_lock */
 	spinlock_t tx_lock; /* serialises tx_vq, the tx pool; with rx_lock, state */
 	/* Written holding rx_lock then tx_lock, read holding either. */
 	enum vmc_dev_state state;
@@ -212,6 +214,7 @@ struct vmc_dev {
 	unsigned int tx_unkicked;
 	unsigned int rx_posted;
 	bool rx_polling;
+	unsigned int rx_busy;
 	struct list_head rx_pool;
 	unsigned int rx_pooled;
 	atomic_t notifying;
@@ -238,7 +241,8 @@ struct vmc_dev {
  * @files: open files (any access mode); the session lasts while > 0
  * @readers: open files with read access (0 or 1)
  * @writers: open files with write access (0 or 1)
- * @read_lock: serialises readers' copies out of @rx_queue
+ * @read_lock: serialises readers' copies out of @rx_queue; protects @read_poll_ns
+ * @read_poll_ns: how long a blocked read() now busy-polls rxq (readwait.c)
  * @write_lock: serialises writers, so that credit is spent once
  * @uevent_work: sends host_connected uevents, throttled (channel.c)
  * @lock: protects every field below it
@@ -280,7 +284,8 @@ struct vmc_channel {
 	unsigned int files;
 	unsigned int readers;
 	unsigned int writers;
-	struct mutex read_lock; /* one copy out of rx_queue at a time */
+	struct mutex read_lock; /* one copy out of rx_queue at a time; read_poll_ns */
+	u32 read_poll_ns;
 	struct mutex write_lock; /* one writer spends the credit at a time */
 	struct delayed_work uevent_work;
 
@@ -332,6 +337,9 @@ extern const struct attribute_group *vmc_channel_groups[];
 /* fops.c */
 extern const struct file_operations vmc_fops;
 
+/* readwait.c */
+int vmc_read_sleep(struct vmc_channel *ch);
+
 /* state.c */
 unsigned int vmc_chan_step(struct vmc_channel *ch, enum vmc_chan_event ev,
 			   const struct vmc_rx_msg *msg, struct list_head *freed);
@@ -352,6 +360,9 @@ void vmc_pools_free(struct vmc_dev *vmc);
 void vmc_rx_work(struct work_struct *work);
 void vmc_rx_retry_work(struct work_struct *work);
 void vmc_rx_done(struct virtqueue *vq);
+void vmc_rx_busy_begin(struct vmc_dev *vmc);
+void vmc_rx_busy_poll(struct vmc_dev *vmc);
+void vmc_rx_busy_end(struct vmc_dev *vmc);
 void vmc_tx_done(struct virtqueue *vq);
 void vmc_vqs_drain(struct vmc_dev *vmc);
 void vmc_notify_wait(struct vmc_dev *vmc);

@@ -83,7 +83,7 @@ all_tests=(sigterm qemu_restart h2g_short g2h_short h2g_16mib g2h_16mib slow_64m
            hostile_table hostile_rx hostile_credit hostile_count hostile_generation
            sd_links sd_bindsto sd_agent sd_login
            reopen_slow_reader pause_resume loss_reported concurrent_writers every_eof sd_suspend
-           hotplug_paused legacy_mmio upgrade stop_delivers)
+           hotplug_paused legacy_mmio upgrade stop_delivers busy_poll)
 # arm64 guests run under cross-ISA TCG: a core subset that fits make check's
 # time budget, chosen for what differs on arm64 (the driver's endianness,
 # alignment and DMA/cache assumptions, a different PCI host bridge and
@@ -1140,6 +1140,34 @@ t_pause_resume() {
     sent=$(hash_of sent "$work/host.out")
     got=$(hash_of received "$work/host.out")
     [ -n "$sent" ] && [ "$sent" = "$got" ] || { why="sent '$sent', echoed '$got'"; return 1; }
+}
+
+# A blocked read() busy-polls rxq with its interrupt off (driver/readwait.c):
+# 400 round trips at poll_us=5000 take fewer than 100 interrupts of the device,
+# where at poll_us=0 every message interrupts (more than 200 counted, so the
+# count is the device's).  After a pause far past the window the reader
+# sleeps, and the interrupt it turned back on must wake it: the next round
+# trips come back (a reader left without it would hang here).
+t_busy_poll() {
+    local n=400 out
+    : >"$work/host.out"
+    guest "$1" sh "$TOP/userspace-tests/e2e/guest-busy-poll.sh" "$XFER" "$n"
+    ping_echo() {
+        "$XFER" ping --count "$n" --size 64 --wait "$WAIT" "$work/ep/echo.sock" >>"$work/host.out" 2>&1 ||
+            { why="round trips failed: $(tail -n1 "$work/host.out")"; return 1; }
+    }
+    ping_echo || return 1
+    out=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
+    [ "$out" = ready ] || { why="the guest said '${out:0:100}', not ready"; return 1; }
+    # Not a wait for an event: the gap the reader's poll must give up in.
+    sleep 0.5
+    ping_echo && ping_echo || return 1
+    guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
+    local polled unpolled
+    polled=$(sed -n 's/^polled=\([0-9]*\) .*/\1/p' "$work/guest.out")
+    unpolled=$(sed -n 's/.* unpolled=\([0-9]*\)$/\1/p' "$work/guest.out")
+    [ -n "$polled" ] && [ -n "$unpolled" ] && [ "$polled" -lt $((n / 4)) ] && [ "$unpolled" -gt $((n / 2)) ] ||
+        { why="interrupts per $n round trips: guest printed $(tr '\n' '|' <"$work/guest.out")"; return 1; }
 }
 
 # A host client that connects and never reads, while the guest writes up to

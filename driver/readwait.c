@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * How a blocked read() waits for bytes: it busy-polls rxq for a while, with
+ * rxq's interrupt off, then sleeps.
+ *
+ * Under emulation most of a short message's trip is its interrupt: the
+ * device's eventfd write, the emulator's main loop woken to raise the line
+ * (TCG has no irqfd), the vCPU woken from halt, the ISR read and the EOI.
+ * A reader that looks at rxq itself sees the message as the device writes
+ * it, and the device signals nothing meanwhile.  This is what
+ * net.core.busy_read does for sockets and KVM's halt polling for vCPUs: CPU
+ * time spent for latency, only where it pays.
+ *
+ * The window is the channel's own and follows how long its reads waited, as
+ * vmchanneld's polling does (QEMU's adaptive polling): a wait the window
+ * covered leaves it; a longer wait up to poll_us doubles it, so that polling
+ * would have covered it; a wait past poll_us halves it.  A reader whose
+ * bytes come seldom spends about twice poll_us polling in all and then
+ * sleeps at once; one in a conversation polls through each reply.  Polling
+ * stops early for a signal or for another task that wants the CPU.
+ */
+#include <linux/minmax.h>
+#include <linux/moduleparam.h>
+#include <linux/sched.h>
+#include <linux/sched/clock.h>
+#include <linux/sched/signal.h>
+#include <linux/wait.h>
+
+#include "vmchannel.h"
+
+static unsigned int poll_us = 200;
+module_param(poll_us, uint, 0644);
+MODULE_PARM_DESC(poll_us,
+		 "Longest busy poll of a blocked read() in microseconds, 0 to never poll (default 200)");
+
+/* The most poll_us may ask for: a bound on what one read() spins. */
+#define VMC_POLL_MAX_NS		(10 * NSEC_PER_MSEC)
+/* The window a channel that did not poll starts with. */
+#define VMC_POLL_FIRST_NS	(4 * NSEC_PER_USEC)
+
+/* Data, an end-of-stream mark or removal: a read would not block. */
+static bool vmc_read_ready(struct vmc_channel *ch)
+{
+	bool ready;
+
+	spin_lock_irq(&ch->lock);
+	ready = ch->state == VMC_CH_REMOVED || ch->rx_cnt != ch->fwd_cnt || ch->n_eof;
+	spin_unlock_irq(&ch->lock);
+	return ready;
+}
+
+/* The next window after a wait of @waited ns (above). */
+static u32 vmc_poll_window(u32 window, u64 waited, u32 max)
+{
+	if (waited <= window)
+		return window;
+	if (waited > max)
+		return window / 2;
+	if (!window)
+		return min_t(u32, VMC_POLL_FIRST_NS, max);
+	return min(window * 2, max);
+}
+
+/* Looks at rxq until the channel is readable or @window ns have passed. */
+static bool vmc_read_poll(struct vmc_channel *ch, u64 start, u32 window)
+{
+	struct vmc_dev *vmc = ch->vmc;
+	bool ready;
+
+	vmc_rx_busy_begin(vmc);
+	do {
+		vmc_rx_busy_poll(vmc);
+		ready = vmc_read_ready(ch);
+		if (ready)
+			break;
+		cpu_relax();
+	} while (!need_resched() && !signal_pending(current) &&
+		 local_clock() - start < window);
+	vmc_rx_busy_end(vmc);
+	/* Bytes that came after the last look, taken by vmc_rx_busy_end(). */
+	return ready || vmc_read_ready(ch);
+}
+
+/**
+ * vmc_read_sleep() - wait until a read would not block
+ * @ch: the channel; the caller holds read_lock
+ *
+ * Return: 0, or -ERESTARTSYS for a signal.
+ */
+int vmc_read_sleep(struct vmc_channel *ch)
+{
+	u32 max = min_t(u64, (u64)READ_ONCE(poll_us) * NSEC_PER_USEC, VMC_POLL_MAX_NS);
+	u32 window = min(ch->read_poll_ns, max);
+	u64 start = local_clock();
+
+	lockdep_assert_held(&ch->read_lock);
+	if (!window || !vmc_read_poll(ch, start, window)) {
+		if (wait_event_interruptible(ch->rd_wait, vmc_read_ready(ch)))
+			return -ERESTARTSYS;
+	}
+	ch->read_poll_ns = vmc_poll_window(window, local_clock() - start, max);
+	return 0;
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Runs in the guest (run.sh busy_poll): three runs of vmc-xfer echo on channel
+# "echo", ROUND_TRIPS each, counting the vmchannel device's interrupts: with
+# the reader's busy polling at 5 ms, again after the host paused (it waits for
+# "ready" on channel "t"), then with polling off.
+#   guest-busy-poll.sh VMC-XFER ROUND_TRIPS
+set -eu
+xfer=$1 n=$2
+param=/sys/module/vmchannel/parameters/poll_us
+dev=$(basename "$(ls -d /sys/bus/virtio/drivers/vmchannel/virtio*)")
+# Its interrupts on every CPU: an INTx line, or MSI-X vectors "<dev>-...".
+irqs() {
+    awk -v d="$dev" '$0 ~ ("[ ,]" d "([-,]|$)") {
+        for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i } END { print s + 0 }' /proc/interrupts
+}
+round_trips() { "$xfer" echo --bytes $((n * 64)) /dev/vmchannel/echo >/dev/null; }
+default=$(cat "$param")
+echo 5000 >"$param"
+a=$(irqs)
+round_trips
+b=$(irqs)
+echo ready >/dev/vmchannel/t
+round_trips
+c=$(irqs)
+echo 0 >"$param"
+round_trips
+d=$(irqs)
+echo "$default" >"$param"
+echo "polled=$((b - a)) after_pause=$((c - b)) unpolled=$((d - c))"
