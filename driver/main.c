@@ -67,6 +67,12 @@ static void vmc_del_vqs(struct vmc_dev *vmc)
 	virtio_reset_device(vmc->vdev);
 	/* The rx work may arm the retry: it goes first. */
 	cancel_work_sync(&vmc->rx_work);
+	/*
+	 * A reader polling rxq (readwait.c) uses the rings and vdev until its
+	 * poll ends; it queues no work once the state is not live.  (At
+	 * freeze and restore, tasks are frozen: no reader polls.)
+	 */
+	vmc_rx_wait_idle(vmc);
 	cancel_delayed_work_sync(&vmc->rx_retry_work);
 	/* The state lets no new kick start: those under way end first. */
 	vmc_notify_wait(vmc);

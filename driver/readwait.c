@@ -21,6 +21,7 @@
  */
 #include <linux/minmax.h>
 #include <linux/moduleparam.h>
+#include <linux/preempt.h>
 #include <linux/sched.h>
 #include <linux/sched/clock.h>
 #include <linux/sched/signal.h>
@@ -61,12 +62,19 @@ static u32 vmc_poll_window(u32 window, u64 waited, u32 max)
 	return min(window * 2, max);
 }
 
-/* Looks at rxq until the channel is readable or @window ns have passed. */
+/*
+ * Looks at rxq until the channel is readable or @window ns have passed.
+ * Not preemptible meanwhile, as napi_busy_loop() is not: a reader switched
+ * out with rxq's interrupt off, or in the middle of taking messages, would
+ * hold up every channel of the device until it ran again; another task that
+ * wants the CPU ends the poll instead.
+ */
 static bool vmc_read_poll(struct vmc_channel *ch, u64 start, u32 window)
 {
 	struct vmc_dev *vmc = ch->vmc;
 	bool ready;
 
+	preempt_disable();
 	vmc_rx_busy_begin(vmc);
 	do {
 		vmc_rx_busy_poll(vmc);
@@ -77,6 +85,7 @@ static bool vmc_read_poll(struct vmc_channel *ch, u64 start, u32 window)
 	} while (!need_resched() && !signal_pending(current) &&
 		 local_clock() - start < window);
 	vmc_rx_busy_end(vmc);
+	preempt_enable();
 	/* Bytes that came after the last look, taken by vmc_rx_busy_end(). */
 	return ready || vmc_read_ready(ch);
 }

@@ -79,6 +79,26 @@ void vmc_notify_wait(struct vmc_dev *vmc)
 	wait_event(vmc->state_wait, !atomic_read(&vmc->notifying));
 }
 
+static bool vmc_rx_idle(struct vmc_dev *vmc)
+{
+	bool idle;
+
+	spin_lock_irq(&vmc->rx_lock);
+	idle = !vmc->rx_polling;
+	spin_unlock_irq(&vmc->rx_lock);
+	return idle;
+}
+
+/*
+ * Waits for the end of a poll of rxq under way (a busy-polling reader's: the
+ * device's reset waited for the interrupt's, the rx work is cancelled);
+ * once the state is not live no new one starts.
+ */
+void vmc_rx_wait_idle(struct vmc_dev *vmc)
+{
+	wait_event(vmc->state_wait, vmc_rx_idle(vmc));
+}
+
 /* Tells the device about the buffers posted on rxq, while the rings exist. */
 void vmc_rx_kick(struct vmc_dev *vmc)
 {
@@ -376,6 +396,7 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
 /**
  * vmc_rx_poll() - take messages off rxq, at most VMC_RX_BUDGET
  * @vmc: the device
+ * @from_work: called by the rx work, which does what is left itself
  *
  * Called by rxq's interrupt, the rx work and busy-polling readers.  One caller at a time
  * (vmc_dev.rx_polling) takes messages, in the order the device used them:
@@ -384,10 +405,13 @@ static bool vmc_rx_buffer(struct vmc_dev *vmc, enum vmc_dev_state state,
  * reader busy-polls it, so that the device raises no interrupt for what a
  * poller would take anyway.
  * Used buffers go back to rxq at once, from the pool.  Nothing here sleeps.
+ * What is left for the rx work is queued here, under rx_lock and only while
+ * the rings are live, so that vmc_del_vqs() cancels the last of it; a poll
+ * that ends once they are not wakes vmc_rx_wait_idle().
  *
  * Return: VMC_RX_LEFT_* bits, what the rx work must do.
  */
-static unsigned int vmc_rx_poll(struct vmc_dev *vmc)
+static unsigned int vmc_rx_poll(struct vmc_dev *vmc, bool from_work)
 {
 	struct virtqueue *kick = NULL;
 	enum vmc_dev_state state;
@@ -436,6 +460,10 @@ static unsigned int vmc_rx_poll(struct vmc_dev *vmc)
 			left |= VMC_RX_LEFT_BUFFERS;
 		if (posted)
 			kick = vmc_kick_prepare(vmc, vmc->rx_vq);
+		if (left && !from_work)
+			schedule_work(&vmc->rx_work);
+	} else {
+		wake_up_all(&vmc->state_wait);
 	}
 	spin_unlock_irqrestore(&vmc->rx_lock, flags);
 	vmc_notify(vmc, kick);
@@ -452,7 +480,7 @@ void vmc_rx_work(struct work_struct *work)
 	struct vmc_dev *vmc = container_of(work, struct vmc_dev, rx_work);
 	unsigned int left;
 
-	left = vmc_rx_poll(vmc);
+	left = vmc_rx_poll(vmc, true);
 	if (vmc_rx_refill(vmc, false))
 		vmc_rx_kick(vmc);
 	/* Budget spent: let other work run, then continue. */
@@ -477,8 +505,7 @@ void vmc_rx_busy_begin(struct vmc_dev *vmc)
 /* A busy-polling reader's look at rxq: takes its messages, as the interrupt would. */
 void vmc_rx_busy_poll(struct vmc_dev *vmc)
 {
-	if (vmc_rx_poll(vmc))
-		schedule_work(&vmc->rx_work);
+	vmc_rx_poll(vmc, false);
 }
 
 /*
@@ -507,8 +534,7 @@ void vmc_rx_done(struct virtqueue *vq)
 {
 	struct vmc_dev *vmc = vq->vdev->priv;
 
-	if (vmc_rx_poll(vmc))
-		schedule_work(&vmc->rx_work);
+	vmc_rx_poll(vmc, false);
 }
 
 /*

@@ -366,6 +366,7 @@ void vmc_rx_busy_end(struct vmc_dev *vmc);
 void vmc_tx_done(struct virtqueue *vq);
 void vmc_vqs_drain(struct vmc_dev *vmc);
 void vmc_notify_wait(struct vmc_dev *vmc);
+void vmc_rx_wait_idle(struct vmc_dev *vmc);
 void vmc_rx_kick(struct vmc_dev *vmc);
 void vmc_tx_kick(struct vmc_dev *vmc);
 void vmc_owed_work(struct work_struct *work);
