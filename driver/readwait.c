@@ -64,30 +64,38 @@ static u32 vmc_poll_window(u32 window, u64 waited, u32 max)
 
 /*
  * Looks at rxq until the channel is readable or @window ns have passed.
- * Not preemptible meanwhile, as napi_busy_loop() is not: a reader switched
- * out with rxq's interrupt off, or in the middle of taking messages, would
- * hold up every channel of the device until it ran again; another task that
- * wants the CPU ends the poll instead.
+ * Not preemptible while it looks, as napi_busy_loop() is not: a reader
+ * switched out with rxq's interrupt off, or in the middle of taking
+ * messages, would hold up every channel of the device until it ran again.
+ * Another task that wants the CPU gets it (with the interrupt back on), and
+ * the poll goes on after it within the window: the rx work it may have
+ * queued itself, for one, must not end the poll.
  */
 static bool vmc_read_poll(struct vmc_channel *ch, u64 start, u32 window)
 {
 	struct vmc_dev *vmc = ch->vmc;
-	bool ready;
+	bool ready = false;
 
-	preempt_disable();
-	vmc_rx_busy_begin(vmc);
 	do {
-		vmc_rx_busy_poll(vmc);
-		ready = vmc_read_ready(ch);
-		if (ready)
+		preempt_disable();
+		vmc_rx_busy_begin(vmc);
+		do {
+			vmc_rx_busy_poll(vmc);
+			ready = vmc_read_ready(ch);
+			if (ready)
+				break;
+			cpu_relax();
+		} while (!need_resched() && !signal_pending(current) &&
+			 local_clock() - start < window);
+		/* Takes what came after the last look: the device raised no interrupt. */
+		vmc_rx_busy_end(vmc);
+		preempt_enable();
+		ready = ready || vmc_read_ready(ch);
+		if (ready || signal_pending(current))
 			break;
-		cpu_relax();
-	} while (!need_resched() && !signal_pending(current) &&
-		 local_clock() - start < window);
-	vmc_rx_busy_end(vmc);
-	preempt_enable();
-	/* Bytes that came after the last look, taken by vmc_rx_busy_end(). */
-	return ready || vmc_read_ready(ch);
+		cond_resched();
+	} while (local_clock() - start < window);
+	return ready;
 }
 
 /**

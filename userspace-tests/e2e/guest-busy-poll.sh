@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Runs in the guest (run.sh busy_poll): three runs of vmc-xfer echo on channel
 # "echo", ROUND_TRIPS each, counting the vmchannel device's interrupts: with
-# the reader's busy polling at 5 ms, again after the host paused (it waits for
+# the reader's busy polling at its longest (10 ms), again after the host paused (it waits for
 # "ready" on channel "t"), then with polling off.
 #   guest-busy-poll.sh VMC-XFER ROUND_TRIPS
 set -eu
@@ -16,7 +16,7 @@ irqs() {
 }
 round_trips() { "$xfer" echo --bytes $((n * 64)) /dev/vmchannel/echo >/dev/null; }
 default=$(cat "$param")
-echo 5000 >"$param"
+echo 10000 >"$param"
 a=$(irqs)
 round_trips
 b=$(irqs)
