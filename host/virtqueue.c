@@ -302,16 +302,19 @@ static bool vq_guest_wants_signal(struct vq *vq)
 	return !valid || vring_need_event(used_event, vq->used_idx, old);
 }
 
-void vq_notify(struct vq *vq)
+enum vq_signal vq_notify(struct vq *vq)
 {
 	if (!vq->unsignalled || vq->call_fd < 0 || !vq->avail)
-		return;
+		return VQ_NOTHING_NEW;
 	vq->unsignalled = false;
 	/* Order the used index store before reading the guest's flags or used_event. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!vq_guest_wants_signal(vq))
+		return VQ_NOT_WANTED;
 	/* EAGAIN: the counter (or a pipe) is full, the guest has a signal pending. */
-	if (vq_guest_wants_signal(vq) && eventfd_write(vq->call_fd, 1) < 0 && errno != EAGAIN)
+	if (eventfd_write(vq->call_fd, 1) < 0 && errno != EAGAIN)
 		log_warn("virtqueue: cannot signal the guest: %s", strerror(errno));
+	return VQ_SIGNALLED;
 }
 
 /* Copies between @buf and the iovec bytes from @offset on, either way. */

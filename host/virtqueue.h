@@ -98,12 +98,19 @@ int vq_pop(struct vq *vq, const struct guest_mem *mem, struct vq_elem *elem);
 void vq_unpop(struct vq *vq);
 /* Returns a chain as used; the guest is signalled by the next vq_notify(). */
 void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t len);
+/* What vq_notify() did. */
+enum vq_signal {
+	VQ_NOTHING_NEW,		/* no entry pushed since the last call */
+	VQ_SIGNALLED,		/* the guest was signalled (or had a signal pending) */
+	VQ_NOT_WANTED,		/* it asked for none: it takes them already (polls) */
+};
+
 /*
  * Signals the guest for the entries pushed since the last signal, unless it
  * asked not to be (VRING_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX).
  * Called once per batch of work, not per entry: each signal is an interrupt.
  */
-void vq_notify(struct vq *vq);
+enum vq_signal vq_notify(struct vq *vq);
 
 /* Copies between a flat buffer and an iovec array, from byte @offset on. */
 size_t iov_from_buf(const struct iovec *iov, unsigned int n, size_t offset,

@@ -284,10 +284,17 @@ static void process_tx(struct vmc_device *dev)
 
 void vmc_device_signal_guest(struct vmc_device *dev)
 {
-	unsigned int i;
-
-	for (i = 0; i < VMCHANNEL_NUM_VQS; i++)
-		vq_notify(&dev->vu.vqs[i]);
+	switch (vq_notify(&dev->vu.vqs[VMCHANNEL_VQ_RX])) {
+	case VQ_NOTHING_NEW:
+		break;
+	case VQ_SIGNALLED:
+		dev->guest_polls_rx = false;
+		break;
+	case VQ_NOT_WANTED:
+		dev->guest_polls_rx = true;
+		break;
+	}
+	vq_notify(&dev->vu.vqs[VMCHANNEL_VQ_TX]);
 }
 
 /*
@@ -298,8 +305,12 @@ void vmc_device_signal_guest(struct vmc_device *dev)
 #define BULK_BATCH_BYTES (32 * 1024)
 
 /*
- * After each batch of events: one interrupt per queue tells of all it used,
- * and a bulk batch has the loop sleep at once.
+ * After each batch of events: one interrupt per queue tells of all it used.
+ * The loop sleeps at once after a bulk batch, and while the guest takes
+ * rxq's messages without an interrupt: its reader polls rxq (the driver's
+ * readwait.c), and two pollers (the guest's vCPU, vmchanneld) on a host with
+ * two CPUs left the host program that answers without one.  The guest's
+ * answers then come with a kick.
  */
 static void batch_end(void *opaque)
 {
@@ -307,7 +318,7 @@ static void batch_end(void *opaque)
 	uint64_t moved = dev->bytes_to_hosts + dev->bytes_to_guest;
 
 	vmc_device_signal_guest(dev);
-	if (moved - dev->moved_at_batch_end >= BULK_BATCH_BYTES)
+	if (dev->guest_polls_rx || moved - dev->moved_at_batch_end >= BULK_BATCH_BYTES)
 		loop_sleep_next();
 	dev->moved_at_batch_end = moved;
 }

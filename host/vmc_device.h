@@ -127,6 +127,7 @@ struct vmc_device {
 	uint64_t bytes_to_hosts;	/* guest bytes written to host programs, all channels */
 	uint64_t bytes_to_guest;	/* host bytes sent to the guest, all channels */
 	uint64_t moved_at_batch_end;	/* both, at the end of the last batch of events */
+	bool guest_polls_rx;		/* the guest took the last rx messages without an interrupt */
 	struct loop_poller txq_poller;	/* the loop looks at txq while it polls */
 };
 
@@ -153,7 +154,10 @@ int vmc_device_resume(struct vmc_device *dev);
 void vmc_device_fini(struct vmc_device *dev);
 /* Guest bytes held for host programs that still take them (table and removed channels). */
 uint64_t vmc_device_undelivered(const struct vmc_device *dev);
-/* Interrupts the guest for what its queues used since the last one. */
+/*
+ * Interrupts the guest for what its queues used since the last one, and
+ * notes whether the guest takes rxq's messages without one (guest_polls_rx).
+ */
 void vmc_device_signal_guest(struct vmc_device *dev);
 /*
  * Adds a channel at run time from a spec, "NAME" or "NAME=connect:PATH"

@@ -1145,6 +1145,44 @@ static void test_event_idx(void)
 }
 
 /*
+ * A guest whose reader polls rxq (VRING_AVAIL_F_NO_INTERRUPT: the driver's
+ * busy poll) gets no interrupt, and vmchanneld notes it and does not poll
+ * beside it (its next wait sleeps); once the guest asks for interrupts
+ * again, the next message interrupts and vmchanneld may poll again.
+ */
+static void test_guest_polling_rx(void)
+{
+	char *names[] = { "a" };
+	struct vring_avail *rx_avail = gpa(RX_RING_GPA + 0x1000);
+	int host, efd;
+
+	guest_start(names, 1);
+	host = linked_channel(1);
+	efd = rx_call_counter();
+	settle();
+	drain_rx();
+	rx_calls(efd);
+	rx_avail->flags = htole16(VRING_AVAIL_F_NO_INTERRUPT);
+	CU_ASSERT_EQUAL(write(host, "x", 1), 1);
+	CU_ASSERT_EQUAL(loop_dispatch(100), 1);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 1);
+	CU_ASSERT_EQUAL(rx_calls(efd), 0);
+	CU_ASSERT(g.dev->guest_polls_rx);
+	/* A batch with nothing for rxq changes nothing. */
+	vmc_device_signal_guest(g.dev);
+	CU_ASSERT(g.dev->guest_polls_rx);
+	rx_avail->flags = 0;
+	CU_ASSERT_EQUAL(write(host, "y", 1), 1);
+	CU_ASSERT_EQUAL(loop_dispatch(100), 1);
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 1);
+	CU_ASSERT_EQUAL(rx_calls(efd), 1);
+	CU_ASSERT(!g.dev->guest_polls_rx);
+	close(host);
+	close(efd);
+	guest_stop();
+}
+
+/*
  * Guest bytes go to the host program straight from guest memory while
  * nothing is buffered; only what the socket did not take is copied into the
  * channel's buffer, and bytes that come later wait behind it.
@@ -1841,6 +1879,7 @@ void register_device_tests(void)
 	s = vmc_add_suite("host data path");
 	vmc_add_test(s, "one interrupt per batch of events", test_one_call_per_batch);
 	vmc_add_test(s, "EVENT_IDX: used_event and avail_event", test_event_idx);
+	vmc_add_test(s, "a guest polling rxq: no interrupt, no polling beside it", test_guest_polling_rx);
 	vmc_add_test(s, "guest bytes written from guest memory, the rest buffered",
 		     test_direct_write_partial);
 	vmc_add_test(s, "ready list: only waiting channels, in turns", test_ready_list_turns);
