@@ -17,7 +17,7 @@
  * would have covered it; a wait past poll_us halves it.  A reader whose
  * bytes come seldom spends about twice poll_us polling in all and then
  * sleeps at once; one in a conversation polls through each reply.  Polling
- * stops early for a signal or for another task that wants the CPU.
+ * stops for a signal, and lets another task that wants the CPU run first.
  */
 #include <linux/minmax.h>
 #include <linux/moduleparam.h>
