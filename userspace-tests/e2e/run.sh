@@ -1142,6 +1142,12 @@ t_pause_resume() {
     [ -n "$sent" ] && [ "$sent" = "$got" ] || { why="sent '$sent', echoed '$got'"; return 1; }
 }
 
+# ping_echo N: N round trips of 64 bytes with the guest's echo on channel "echo".
+ping_echo() {
+    "$XFER" ping --count "$1" --size 64 --wait "$WAIT" "$work/ep/echo.sock" >>"$work/host.out" 2>&1 ||
+        { why="round trips failed: $(tail -n1 "$work/host.out")"; return 1; }
+}
+
 # A blocked read() busy-polls rxq with its interrupt off (driver/readwait.c):
 # 400 round trips at poll_us=10000 take fewer interrupts of the device than
 # three quarters of those at poll_us=0, where every message interrupts (more
@@ -1154,16 +1160,12 @@ t_busy_poll() {
     local n=400 out
     : >"$work/host.out"
     guest "$1" sh "$TOP/userspace-tests/e2e/guest-busy-poll.sh" "$XFER" "$n"
-    ping_echo() {
-        "$XFER" ping --count "$n" --size 64 --wait "$WAIT" "$work/ep/echo.sock" >>"$work/host.out" 2>&1 ||
-            { why="round trips failed: $(tail -n1 "$work/host.out")"; return 1; }
-    }
-    ping_echo || return 1
+    ping_echo "$n" || return 1
     out=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
     [ "$out" = ready ] || { why="the guest said '${out:0:100}', not ready"; return 1; }
     # Not a wait for an event: the gap the reader's poll must give up in.
     sleep 0.5
-    ping_echo && ping_echo || return 1
+    ping_echo "$n" && ping_echo "$n" || return 1
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     local polled unpolled
     polled=$(sed -n 's/^polled=\([0-9]*\) .*/\1/p' "$work/guest.out")
