@@ -39,6 +39,7 @@ void vmc_chan_close_client(struct vmc_chan *ch)
 		ch->client_out_fd = -1;
 	}
 	ch->client_rd_eof = false;
+	ch->client_drained = false;
 	ch->client_wr_closed = false;
 	ch->client_hup = false;
 	/* The connection it would have announced is gone. */
@@ -192,6 +193,8 @@ void vmc_chan_update_watch(struct vmc_chan *ch)
 		return;
 	if (wants && !ch->ready && vmc_rxq(ch->dev))
 		events |= EPOLLIN;
+	else
+		ch->client_drained = false;	/* unwatched: bytes may come unreported */
 	if (ch->client_out_fd >= 0)
 		loop_set_events(&ch->client_out_watch, out ? EPOLLOUT : 0);
 	else if (out)
@@ -234,6 +237,8 @@ static void chan_client_ready(void *opaque, uint32_t events)
 
 	if (events & (EPOLLHUP | EPOLLERR))
 		chan_client_hung_up(ch);
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		ch->client_drained = false;
 	vmc_chan_flush(ch);
 	vmc_chan_pump(ch);
 }

@@ -135,6 +135,9 @@ static bool pump_data(struct vmc_chan *ch)
 	ssize_t n;
 
 	vmc_chan_stats_credit(&ch->stats, credit);
+	/* Level-triggered epoll reports bytes that come later (vmc_chan_update_watch). */
+	if (ch->client_drained && !ch->client_hup)
+		return false;
 	if (!credit || !chan_rx_pop(ch, &elem))
 		return false;
 	room = elem.in_len - HDR_SIZE;
@@ -155,6 +158,8 @@ static bool pump_data(struct vmc_chan *ch)
 	n = readv(ch->client_fd, iov, (int)iov_slice(elem.in, elem.n_in, HDR_SIZE, room, iov));
 	if (n <= 0) {
 		vq_unpop(vmc_rxq(ch->dev));
+		if (n < 0 && errno == EAGAIN)
+			ch->client_drained = true;
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return false;
 		/* The guest's buffer failed (its memory file shrank), not the host program. */
@@ -167,6 +172,9 @@ static bool pump_data(struct vmc_chan *ch)
 		chan_host_stopped_sending(ch);
 		return false;
 	}
+	/* A stream socket or pipe fills what it can: a short read emptied it. */
+	if ((size_t)n < room)
+		ch->client_drained = true;
 	hdr_fill(ch, &hdr, VMCHANNEL_MSG_DATA, (uint32_t)n);
 	iov_from_buf(elem.in, elem.n_in, 0, &hdr, sizeof(hdr));
 	vq_push(vmc_rxq(ch->dev), &elem, (uint32_t)(HDR_SIZE + n));

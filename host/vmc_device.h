@@ -75,6 +75,13 @@ struct vmc_chan {
 	bool client_rd_eof;		/* the host program sends no more */
 	bool client_wr_closed;		/* the host program takes no more */
 	bool client_hup;		/* peer fully gone; read without epoll */
+	/*
+	 * Our last read of client_fd emptied it and epoll, watching it for
+	 * bytes ever since, has not reported it readable: reading again would
+	 * only cost a system call (one per guest message, as each one pumps
+	 * the channel).  Cleared whenever the socket goes unwatched.
+	 */
+	bool client_drained;
 
 	/* Guest session. */
 	uint32_t session;		/* the driver's number, 0 while none */

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -359,6 +360,22 @@ static int linked_with_buffered_bytes(char **names, unsigned int n, struct vmc_c
 	shrink_daemon_socket(*ch);
 	guest_data(1, 1, pattern, 65536);
 	return host;
+}
+
+/*
+ * readv() of the daemon (linked with --wrap=readv): how often it read the
+ * host program's socket @readv_counted_fd.
+ */
+ssize_t __real_readv(int fd, const struct iovec *iov, int iovcnt);
+ssize_t __wrap_readv(int fd, const struct iovec *iov, int iovcnt);
+static int readv_counted_fd = -1;
+static unsigned int readv_count;
+
+ssize_t __wrap_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	if (fd == readv_counted_fd)
+		readv_count++;
+	return __real_readv(fd, iov, iovcnt);
 }
 
 /* ---- the tests ---- */
@@ -1183,6 +1200,44 @@ static void test_guest_polling_rx(void)
 }
 
 /*
+ * The host program's socket is read when epoll says it is readable, not each
+ * time the guest's messages pump the channel: in a bulk guest -> host
+ * transfer that was a failed readv() per message.  A short read emptied it.
+ */
+static void test_drained_socket_not_reread(void)
+{
+	char *names[] = { "a" };
+	uint8_t got[64];
+	struct vmc_chan *ch;
+	unsigned int i;
+	int host;
+
+	guest_start(names, 1);
+	host = linked_channel(1);
+	ch = g.dev->chans[0];
+	readv_counted_fd = ch->client_fd;
+	CU_ASSERT_EQUAL(write(host, "x", 1), 1);
+	settle();
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 1);
+	CU_ASSERT_EQUAL(readv_count, 1);
+	for (i = 0; i < 8; i++) {
+		guest_data(1, 1, "0123456789", 10);
+		settle();
+		CU_ASSERT_EQUAL(host_read_all(host, got, 10), 10);
+	}
+	CU_ASSERT_EQUAL(readv_count, 1);
+	/* Bytes that come later are read as before. */
+	CU_ASSERT_EQUAL(write(host, "yz", 2), 2);
+	settle();
+	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 2);
+	CU_ASSERT_EQUAL(readv_count, 2);
+	readv_counted_fd = -1;
+	readv_count = 0;
+	close(host);
+	guest_stop();
+}
+
+/*
  * Guest bytes go to the host program straight from guest memory while
  * nothing is buffered; only what the socket did not take is copied into the
  * channel's buffer, and bytes that come later wait behind it.
@@ -1880,6 +1935,8 @@ void register_device_tests(void)
 	vmc_add_test(s, "one interrupt per batch of events", test_one_call_per_batch);
 	vmc_add_test(s, "EVENT_IDX: used_event and avail_event", test_event_idx);
 	vmc_add_test(s, "a guest polling rxq: no interrupt, no polling beside it", test_guest_polling_rx);
+	vmc_add_test(s, "a drained host socket is read again only when epoll says so",
+		     test_drained_socket_not_reread);
 	vmc_add_test(s, "guest bytes written from guest memory, the rest buffered",
 		     test_direct_write_partial);
 	vmc_add_test(s, "ready list: only waiting channels, in turns", test_ready_list_turns);
