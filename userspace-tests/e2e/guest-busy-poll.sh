@@ -8,12 +8,7 @@
 set -eu
 xfer=$1 n=$2
 param=/sys/module/vmchannel/parameters/poll_us
-dev=$(basename "$(ls -d /sys/bus/virtio/drivers/vmchannel/virtio*)")
-# Its interrupts on every CPU: an INTx line, or MSI-X vectors "<dev>-...".
-irqs() {
-    awk -v d="$dev" '$0 ~ ("[ ,]" d "([-,]|$)") {
-        for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i } END { print s + 0 }' /proc/interrupts
-}
+irqs() { "$(dirname "$0")/../tools/virtio-irqs" vmchannel; }
 round_trips() { "$xfer" echo --bytes $((n * 64)) /dev/vmchannel/echo >/dev/null; }
 default=$(cat "$param")
 echo 10000 >"$param"
