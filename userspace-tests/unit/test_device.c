@@ -378,6 +378,29 @@ ssize_t __wrap_readv(int fd, const struct iovec *iov, int iovcnt)
 	return __real_readv(fd, iov, iovcnt);
 }
 
+/*
+ * epoll_wait() of the daemon (linked with --wrap=epoll_wait): how often it
+ * looked for events without sleeping, as its polling does.
+ */
+int __real_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout);
+int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout);
+static unsigned int polling_waits;
+
+int __wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
+{
+	if (!timeout)
+		polling_waits++;
+	return __real_epoll_wait(epfd, evs, max, timeout);
+}
+
+/* Waits of an idle loop (nothing to do for 2 ms) that polled. */
+static unsigned int idle_polling_waits(void)
+{
+	polling_waits = 0;
+	CU_ASSERT_EQUAL(loop_dispatch(2), 0);
+	return polling_waits;
+}
+
 /* ---- the tests ---- */
 
 /* Every channel message carries the session; messages of other sessions are dropped. */
@@ -1165,7 +1188,7 @@ static void test_event_idx(void)
  * A guest whose reader polls rxq (VRING_AVAIL_F_NO_INTERRUPT: the driver's
  * busy poll) gets no interrupt, and vmchanneld notes it and does not poll
  * beside it (its next wait sleeps); once the guest asks for interrupts
- * again, the next message interrupts and vmchanneld may poll again.
+ * again, the next message interrupts and vmchanneld polls again.
  */
 static void test_guest_polling_rx(void)
 {
@@ -1179,12 +1202,17 @@ static void test_guest_polling_rx(void)
 	settle();
 	drain_rx();
 	rx_calls(efd);
+	/* A window to poll for: the idle wait below (2 ms) opens it. */
+	loop_set_poll(1000000);
+	idle_polling_waits();
+	CU_ASSERT(loop_poll_window_now() > 0);
 	rx_avail->flags = htole16(VRING_AVAIL_F_NO_INTERRUPT);
 	CU_ASSERT_EQUAL(write(host, "x", 1), 1);
 	CU_ASSERT_EQUAL(loop_dispatch(100), 1);
 	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 1);
 	CU_ASSERT_EQUAL(rx_calls(efd), 0);
 	CU_ASSERT(g.dev->guest_polls_rx);
+	CU_ASSERT_EQUAL(idle_polling_waits(), 0);
 	/* A batch with nothing for rxq changes nothing. */
 	vmc_device_signal_guest(g.dev);
 	CU_ASSERT(g.dev->guest_polls_rx);
@@ -1194,6 +1222,8 @@ static void test_guest_polling_rx(void)
 	CU_ASSERT_EQUAL(le32toh(expect(VMCHANNEL_MSG_DATA, 1).len), 1);
 	CU_ASSERT_EQUAL(rx_calls(efd), 1);
 	CU_ASSERT(!g.dev->guest_polls_rx);
+	CU_ASSERT(idle_polling_waits() > 0);
+	loop_set_poll(0);
 	close(host);
 	close(efd);
 	guest_stop();
