@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Runs in the guest (run.sh busy_poll): three runs of vmc-xfer echo on channel
 # "echo", ROUND_TRIPS each, counting the vmchannel device's interrupts: with
-# the reader's busy polling at its longest (10 ms), again after the host paused (it waits for
-# "ready" on channel "t"), then with polling off.
+# the reader's busy polling at its longest (10 ms); again with the host
+# waiting (for "ready" on channel "t") until the reader has given up polling
+# and sleeps, so that only rxq's interrupt can wake it; then with polling off.
 #   guest-busy-poll.sh VMC-XFER ROUND_TRIPS
 set -eu
 xfer=$1 n=$2
@@ -15,8 +16,18 @@ echo 10000 >"$param"
 a=$(irqs)
 round_trips
 b=$(irqs)
+"$xfer" echo --bytes $((n * 64)) /dev/vmchannel/echo >/dev/null &
+reader=$!
+# Sleeping in the driver's read wait, not polling (a polling reader runs):
+# checked every 10 ms, for at most 10 s.
+tries=0
+until [ "$(cat /proc/$reader/wchan 2>/dev/null)" = vmc_read_sleep ]; do
+    tries=$((tries + 1))
+    [ $tries -le 1000 ] || { echo "the reader never slept in vmc_read_sleep" >&2; exit 1; }
+    sleep 0.01
+done
 echo ready >/dev/vmchannel/t
-round_trips
+wait $reader
 c=$(irqs)
 echo 0 >"$param"
 round_trips

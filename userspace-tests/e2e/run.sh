@@ -1163,8 +1163,7 @@ t_busy_poll() {
     ping_echo "$n" || return 1
     out=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
     [ "$out" = ready ] || { why="the guest said '${out:0:100}', not ready"; return 1; }
-    # Not a wait for an event: the gap the reader's poll must give up in.
-    sleep 0.5
+    # The guest's reader sleeps now: only rxq's interrupt wakes it.
     ping_echo "$n" && ping_echo "$n" || return 1
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     local polled unpolled
