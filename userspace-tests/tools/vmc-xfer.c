@@ -29,12 +29,13 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <linux/vm_sockets.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
 #define CHUNK 65536
 
-/* recv --delay MS: pause after each read; echo-check --progress, --stall. */
+/* recv --delay MS: pause after each read; echo-check --progress; --stall. */
 static unsigned int delay_ms;
 static uint64_t progress_every;
 static double stall_secs;
@@ -356,7 +357,9 @@ static void write_all(int fd, const unsigned char *buf, size_t len)
 /*
  * Sends @bytes of stream @seed, then ends the sending direction, or with
  * @linger keeps the connection open until killed (a peer that drops what it
- * has not delivered when the sender leaves, like virtio-serial, needs that).
+ * has not delivered when the sender leaves, like virtio-serial, needs that)
+ * or until the peer closes it: a run that failed and stopped its guest
+ * leaves no sender behind.
  */
 static int do_send(int fd, uint64_t bytes, uint64_t seed, size_t block, bool linger)
 {
@@ -374,8 +377,12 @@ static int do_send(int fd, uint64_t bytes, uint64_t seed, size_t block, bool lin
 	if (!linger)
 		end_sending(fd);
 	report("sent ", &s);
-	while (linger)
-		pause();
+	while (linger) {
+		ssize_t n = read(fd, buf, block);
+
+		if (n == 0 || (n < 0 && errno != EINTR))
+			break;
+	}
 	free(buf);
 	return 0;
 }
@@ -388,14 +395,48 @@ static int do_send(int fd, uint64_t bytes, uint64_t seed, size_t block, bool lin
 #define SLOW_CHUNK 16384
 static const struct timespec slow_pause = { .tv_nsec = 200000 };
 
+/*
+ * recv --stall: a blocked read() is interrupted by SIGALRM (no SA_RESTART),
+ * and fails the transfer once nothing came for stall_secs.  The alarm is
+ * armed again at most once a second, not after every read: a system call
+ * per read would cost the guest, whose CPU bounds the benchmark.
+ */
+static volatile sig_atomic_t alarm_rang;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarm_rang = 1;
+}
+
+static void stall_alarm(double secs)
+{
+	unsigned int whole = (unsigned int)secs;
+
+	alarm(whole < secs ? whole + 1 : whole);
+}
+
+static void stall_watch_start(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		die("sigaction");
+	alarm_rang = 0;
+	stall_alarm(stall_secs);
+}
+
 static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool verify, bool slow,
 		   bool timing)
 {
-	double first = 0, last = 0;
+	double first = 0, last = 0, moved = now(), armed = moved;
 	const size_t chunk = slow ? SLOW_CHUNK : block;
 	unsigned char *buf = xmalloc(chunk), *want = xmalloc(chunk);
 	struct stream got, expect;
 
+	if (stall_secs > 0)
+		stall_watch_start();
 	stream_init(&got, seed);
 	stream_init(&expect, seed);
 	while (!bytes || got.count < bytes) {
@@ -403,15 +444,30 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool ver
 		ssize_t n = read(fd, buf, room);
 
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die("read");
+			if (errno != EINTR)
+				die("read");
+			if (stall_secs > 0 && alarm_rang) {
+				alarm_rang = 0;
+				if (now() - moved >= stall_secs) {
+					fprintf(stderr, "vmc-xfer: stalled: nothing came for %g s; received %"
+						PRIu64 " of %" PRIu64 " bytes\n", stall_secs, got.count, bytes);
+					return 1;
+				}
+				stall_alarm(stall_secs - (now() - moved));
+				armed = now();
+			}
+			continue;
 		}
 		if (n == 0)
 			break;
 		last = now();
 		if (!first)
 			first = last;
+		moved = last;
+		if (stall_secs > 0 && moved - armed >= 1) {
+			stall_alarm(stall_secs);
+			armed = moved;
+		}
 		if (verify) {
 			stream_fill(&expect, want, (size_t)n);
 			if (memcmp(buf, want, (size_t)n) != 0) {
@@ -426,6 +482,7 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool ver
 		if (delay_ms)
 			sleep_ms(delay_ms);
 	}
+	alarm(0);
 	report("received ", &got);
 	if (timing)
 		printf("timing secs=%.6f mbps=%.2f\n", last - first,
@@ -579,13 +636,19 @@ static int lanes_epoll(struct lane *lanes, size_t n, uint32_t events)
 	return ep;
 }
 
+/* --stall: no lane moving for that long fails the transfer. */
 static size_t lanes_wait(int ep, struct epoll_event *ev, size_t n)
 {
+	int timeout = stall_secs > 0 ? (int)(stall_secs * 1000) : -1;
 	int r;
 
-	while ((r = epoll_wait(ep, ev, (int)n, -1)) < 0)
+	while ((r = epoll_wait(ep, ev, (int)n, timeout)) < 0)
 		if (errno != EINTR)
 			die("epoll_wait");
+	if (!r) {
+		fprintf(stderr, "vmc-xfer: stalled: no lane moved for %g s\n", stall_secs);
+		exit(1);
+	}
 	return (size_t)r;
 }
 
@@ -1080,7 +1143,7 @@ static _Noreturn void usage(int status)
 	fprintf(status ? stderr : stdout,
 		"usage: vmc-xfer send --bytes N [--seed S] [--block B] [--linger] [--wait SECS] TARGET...\n"
 		"       vmc-xfer recv [--bytes N] [--seed S] [--block B] [--verify] [--slow] [--timing]\n"
-		"                     [--wait SECS] TARGET...\n"
+		"                     [--stall SECS] [--wait SECS] TARGET...\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer ping --count N [--size B] [--seed S] [--wait SECS] TARGET\n"
 		"       vmc-xfer echo [--bytes N] [--block B] [--wait SECS] TARGET\n"
@@ -1099,12 +1162,13 @@ static _Noreturn void usage(int status)
 		"ping sends N messages of B bytes (default 64) one at a time to a peer running\n"
 		"echo and prints round-trip percentiles in microseconds.\n"
 		"--timing adds \"timing secs=S mbps=R\", from the first byte read to the last.\n"
-		"--slow reads 16 KiB at a time and pauses 200 us after each read; --linger\n"
-		"keeps the connection open after sending, until killed; --delay MS pauses\n"
-		"MS milliseconds after each read (recv, records-check).\n"
+		"--slow reads 16 KiB at a time and pauses 200 us after each read; --delay MS\n"
+		"pauses MS milliseconds after each read (recv, records-check).  --linger\n"
+		"keeps the connection open after sending, until killed or the peer closes it.\n"
 		"echo-check --progress N prints \"progress echoed=B\" each N bytes echoed;\n"
-		"--stall SECS fails when nothing moves for SECS seconds; --sync stops sending\n"
-		"at each progress mark until a line comes on stdin (still reading).\n"
+		"--sync stops sending at each progress mark until a line comes on stdin\n"
+		"(still reading).  --stall SECS (recv, echo-check) fails when nothing moves\n"
+		"for SECS seconds.\n"
 		"hold connects, prints \"connected\", never reads, and on a line or end of\n"
 		"file on stdin prints \"unread=N\" (bytes it left in its socket) and exits.\n"
 		"records: P processes sharing one open file (forked after open), T threads\n"
