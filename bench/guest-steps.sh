@@ -20,12 +20,16 @@ guest_plan() {
 }
 
 # guest_start CMD: the guest starts CMD.  guest_wait: its output, once it has
-# finished; a failure fails the run.  guest CMD: both.
+# finished; a failure fails the run.  guest CMD: both.  guest_answer: its
+# output, and whether it succeeded (the whole answer in $work/answer).
 guest_start() { printf '%s' "$1" | socat -u - "UNIX-CONNECT:$work/ep/go.sock"; }
-guest_wait() {
+guest_answer() {
     socat -u "UNIX-CONNECT:$work/ep/done.sock" - >"$work/answer"
-    [ "$(head -n 1 "$work/answer")" = status=0 ] || { cat "$work/answer" >&2; fail "the guest's step failed"; }
     tail -n +2 "$work/answer"
+    [ "$(head -n 1 "$work/answer")" = status=0 ]
+}
+guest_wait() {
+    guest_answer || { cat "$work/answer" >&2; fail "the guest's step failed"; }
 }
 guest() { guest_start "$1"; guest_wait; }
 

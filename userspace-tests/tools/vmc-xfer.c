@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <linux/vm_sockets.h>
 #include <signal.h>
@@ -339,19 +340,108 @@ static void set_nonblocking(int fd)
 		die("fcntl");
 }
 
-static void write_all(int fd, const unsigned char *buf, size_t len)
+/*
+ * --stall (send and recv with one target): a blocked read() or write() is
+ * interrupted by SIGALRM (a timer, no SA_RESTART), and the transfer fails
+ * once nothing moved for stall_secs.  The timer is armed again at most once a
+ * second, not after every call: a system call per read or write would cost the guest,
+ * whose CPU bounds the benchmark.
+ */
+struct stall_watch {
+	double moved;		/* when bytes last moved */
+	double armed;		/* when the alarm was last armed */
+};
+
+static volatile sig_atomic_t alarm_rang;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarm_rang = 1;
+}
+
+static void stall_alarm(struct stall_watch *w, double secs)
+{
+	struct itimerval it = { .it_value = { .tv_sec = (time_t)secs,
+					      .tv_usec = (suseconds_t)((secs - (time_t)secs) * 1e6) + 1 } };
+
+	if (setitimer(ITIMER_REAL, &it, NULL) < 0)
+		die("setitimer");
+	w->armed = now();
+}
+
+static void stall_watch_start(struct stall_watch *w)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+
+	w->moved = now();
+	if (stall_secs <= 0)
+		return;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) < 0)
+		die("sigaction");
+	alarm_rang = 0;
+	stall_alarm(w, stall_secs);
+}
+
+static void stall_watch_moved(struct stall_watch *w)
+{
+	w->moved = now();
+	if (stall_secs > 0 && w->moved - w->armed >= 1)
+		stall_alarm(w, stall_secs);
+}
+
+/* After EINTR: whether nothing moved for stall_secs (else the alarm goes on). */
+static bool stall_watch_stalled(struct stall_watch *w)
+{
+	double idle;
+
+	if (stall_secs <= 0 || !alarm_rang)
+		return false;
+	alarm_rang = 0;
+	idle = now() - w->moved;
+	if (idle >= stall_secs)
+		return true;
+	stall_alarm(w, stall_secs - idle);
+	return false;
+}
+
+static void stall_watch_stop(void)
+{
+	struct itimerval off = { 0 };
+
+	if (stall_secs > 0 && setitimer(ITIMER_REAL, &off, NULL) < 0)
+		die("setitimer");
+}
+
+/* Writes all of @buf; with @watch (send --stall), fails on a stall. */
+static void write_all_watched(int fd, const unsigned char *buf, size_t len,
+			      struct stall_watch *watch)
 {
 	while (len) {
 		ssize_t n = write(fd, buf, len);
 
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die("write");
+			if (errno != EINTR)
+				die("write");
+			if (watch && stall_watch_stalled(watch)) {
+				fprintf(stderr, "vmc-xfer: stalled: nothing went out for %g s\n",
+					stall_secs);
+				exit(1);
+			}
+			continue;
 		}
 		buf += n;
 		len -= (size_t)n;
+		/* Bytes went out at some time since the last call: counted as now. */
+		if (watch)
+			stall_watch_moved(watch);
 	}
+}
+
+static void write_all(int fd, const unsigned char *buf, size_t len)
+{
+	write_all_watched(fd, buf, len, NULL);
 }
 
 /*
@@ -364,16 +454,19 @@ static void write_all(int fd, const unsigned char *buf, size_t len)
 static int do_send(int fd, uint64_t bytes, uint64_t seed, size_t block, bool linger)
 {
 	unsigned char *buf = xmalloc(block);
+	struct stall_watch watch;
 	struct stream s;
 
 	stream_init(&s, seed);
+	stall_watch_start(&watch);
 	while (s.count < bytes) {
 		size_t n = bytes - s.count < block ? (size_t)(bytes - s.count) : block;
 
 		stream_fill(&s, buf, n);
 		stream_hash(&s, buf, n);
-		write_all(fd, buf, n);
+		write_all_watched(fd, buf, n, &watch);
 	}
+	stall_watch_stop();
 	if (!linger)
 		end_sending(fd);
 	report("sent ", &s);
@@ -395,48 +488,16 @@ static int do_send(int fd, uint64_t bytes, uint64_t seed, size_t block, bool lin
 #define SLOW_CHUNK 16384
 static const struct timespec slow_pause = { .tv_nsec = 200000 };
 
-/*
- * recv --stall: a blocked read() is interrupted by SIGALRM (no SA_RESTART),
- * and fails the transfer once nothing came for stall_secs.  The alarm is
- * armed again at most once a second, not after every read: a system call
- * per read would cost the guest, whose CPU bounds the benchmark.
- */
-static volatile sig_atomic_t alarm_rang;
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	alarm_rang = 1;
-}
-
-static void stall_alarm(double secs)
-{
-	unsigned int whole = (unsigned int)secs;
-
-	alarm(whole < secs ? whole + 1 : whole);
-}
-
-static void stall_watch_start(void)
-{
-	struct sigaction sa = { .sa_handler = on_alarm };
-
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGALRM, &sa, NULL) < 0)
-		die("sigaction");
-	alarm_rang = 0;
-	stall_alarm(stall_secs);
-}
-
 static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool verify, bool slow,
 		   bool timing)
 {
-	double first = 0, last = 0, moved = now(), armed = moved;
+	double first = 0, last = 0;
+	struct stall_watch watch;
 	const size_t chunk = slow ? SLOW_CHUNK : block;
 	unsigned char *buf = xmalloc(chunk), *want = xmalloc(chunk);
 	struct stream got, expect;
 
-	if (stall_secs > 0)
-		stall_watch_start();
+	stall_watch_start(&watch);
 	stream_init(&got, seed);
 	stream_init(&expect, seed);
 	while (!bytes || got.count < bytes) {
@@ -446,15 +507,10 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool ver
 		if (n < 0) {
 			if (errno != EINTR)
 				die("read");
-			if (stall_secs > 0 && alarm_rang) {
-				alarm_rang = 0;
-				if (now() - moved >= stall_secs) {
-					fprintf(stderr, "vmc-xfer: stalled: nothing came for %g s; received %"
-						PRIu64 " of %" PRIu64 " bytes\n", stall_secs, got.count, bytes);
-					return 1;
-				}
-				stall_alarm(stall_secs - (now() - moved));
-				armed = now();
+			if (stall_watch_stalled(&watch)) {
+				fprintf(stderr, "vmc-xfer: stalled: nothing came for %g s; received %"
+					PRIu64 " of %" PRIu64 " bytes\n", stall_secs, got.count, bytes);
+				return 1;
 			}
 			continue;
 		}
@@ -463,11 +519,7 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool ver
 		last = now();
 		if (!first)
 			first = last;
-		moved = last;
-		if (stall_secs > 0 && moved - armed >= 1) {
-			stall_alarm(stall_secs);
-			armed = moved;
-		}
+		stall_watch_moved(&watch);
 		if (verify) {
 			stream_fill(&expect, want, (size_t)n);
 			if (memcmp(buf, want, (size_t)n) != 0) {
@@ -482,7 +534,7 @@ static int do_recv(int fd, uint64_t bytes, uint64_t seed, size_t block, bool ver
 		if (delay_ms)
 			sleep_ms(delay_ms);
 	}
-	alarm(0);
+	stall_watch_stop();
 	report("received ", &got);
 	if (timing)
 		printf("timing secs=%.6f mbps=%.2f\n", last - first,
@@ -1141,7 +1193,8 @@ static int do_records_check(int fd, unsigned int writers, unsigned int count, si
 static _Noreturn void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-		"usage: vmc-xfer send --bytes N [--seed S] [--block B] [--linger] [--wait SECS] TARGET...\n"
+		"usage: vmc-xfer send --bytes N [--seed S] [--block B] [--linger] [--stall SECS]\n"
+		"                     [--wait SECS] TARGET...\n"
 		"       vmc-xfer recv [--bytes N] [--seed S] [--block B] [--verify] [--slow] [--timing]\n"
 		"                     [--stall SECS] [--wait SECS] TARGET...\n"
 		"       vmc-xfer echo-check --bytes N [--seed S] [--wait SECS] TARGET\n"
@@ -1167,8 +1220,9 @@ static _Noreturn void usage(int status)
 		"keeps the connection open after sending, until killed or the peer closes it.\n"
 		"echo-check --progress N prints \"progress echoed=B\" each N bytes echoed;\n"
 		"--sync stops sending at each progress mark until a line comes on stdin\n"
-		"(still reading).  --stall SECS (recv, echo-check) fails when nothing moves\n"
-		"for SECS seconds.\n"
+		"(still reading).  --stall SECS (send, recv, echo-check) fails when nothing\n"
+		"moves for SECS seconds (send: within twice that, as a write() cut short by\n"
+		"the timer counts as movement).\n"
 		"hold connects, prints \"connected\", never reads, and on a line or end of\n"
 		"file on stdin prints \"unread=N\" (bytes it left in its socket) and exits.\n"
 		"records: P processes sharing one open file (forked after open), T threads\n"
