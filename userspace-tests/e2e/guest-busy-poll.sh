@@ -4,7 +4,8 @@
 # "echo", ROUND_TRIPS each, counting the vmchannel device's interrupts: with
 # the reader's busy polling at its longest (10 ms); again with the host
 # waiting (for "ready" on channel "t") until the reader has given up polling
-# and sleeps, so that only rxq's interrupt can wake it; then with polling off.
+# and sleeps, so that only rxq's interrupt can wake it; then with polling off
+# (the host waits for "ready" again: the previous reader has closed).
 #   guest-busy-poll.sh VMC-XFER ROUND_TRIPS
 set -eu
 xfer=$1 n=$2
@@ -30,6 +31,9 @@ echo ready >/dev/vmchannel/t
 wait $reader
 c=$(irqs)
 echo 0 >"$param"
+# The last reader has closed the channel: a host connection made before that
+# would have met its end of file.
+echo ready >/dev/vmchannel/t
 round_trips
 d=$(irqs)
 echo "$default" >"$param"

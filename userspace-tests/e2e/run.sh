@@ -1164,7 +1164,10 @@ t_busy_poll() {
     out=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
     [ "$out" = ready ] || { why="the guest said '${out:0:100}', not ready"; return 1; }
     # The guest's reader sleeps now: only rxq's interrupt wakes it.
-    ping_echo "$n" && ping_echo "$n" || return 1
+    ping_echo "$n" || return 1
+    out=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
+    [ "$out" = ready ] || { why="the guest said '${out:0:100}', not ready (polling off)"; return 1; }
+    ping_echo "$n" || return 1
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     local polled unpolled
     polled=$(sed -n 's/^polled=\([0-9]*\) .*/\1/p' "$work/guest.out")
