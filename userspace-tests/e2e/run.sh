@@ -1143,6 +1143,13 @@ t_pause_resume() {
 }
 
 # ping_echo N: N round trips of 64 bytes with the guest's echo on channel "echo".
+# guest_says_ready WHAT: the guest's "ready" on channel t (WHAT names it in a failure).
+guest_says_ready() {
+    local out
+    out=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
+    [ "$out" = ready ] || { why="the guest said '${out:0:100}', not ready ($1)"; return 1; }
+}
+
 ping_echo() {
     "$XFER" ping --count "$1" --size 64 --wait "$WAIT" "$work/ep/echo.sock" >>"$work/host.out" 2>&1 ||
         { why="round trips failed: $(tail -n1 "$work/host.out")"; return 1; }
@@ -1157,17 +1164,13 @@ ping_echo() {
 # back on must wake it: the next round trips come back (a reader left
 # without it would hang here).
 t_busy_poll() {
-    local n=400 out
+    local n=400
     : >"$work/host.out"
     guest "$1" sh "$TOP/userspace-tests/e2e/guest-busy-poll.sh" "$XFER" "$n"
     ping_echo "$n" || return 1
-    out=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
-    [ "$out" = ready ] || { why="the guest said '${out:0:100}', not ready"; return 1; }
     # The guest's reader sleeps now: only rxq's interrupt wakes it.
-    ping_echo "$n" || return 1
-    out=$(timeout 120 socat -u "UNIX-CONNECT:$work/ep/t.sock" -)
-    [ "$out" = ready ] || { why="the guest said '${out:0:100}', not ready (polling off)"; return 1; }
-    ping_echo "$n" || return 1
+    guest_says_ready "reader asleep" && ping_echo "$n" || return 1
+    guest_says_ready "polling off" && ping_echo "$n" || return 1
     guest_done || { why="guest exited $(cat "$work/guest.status")"; return 1; }
     local polled unpolled
     polled=$(sed -n 's/^polled=\([0-9]*\) .*/\1/p' "$work/guest.out")
